@@ -1,0 +1,54 @@
+"""Shared fixtures and the `cuda` / `tensorrt` markers' skip rules.
+
+A test marked `cuda` runs where pycuda imports and sees a GPU; one marked `tensorrt` runs where
+the TensorRT Python package imports and a GPU is present. Elsewhere they skip with the reason.
+"""
+
+import functools
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_unavailable_reason():
+    try:
+        import pycuda.driver as cuda
+    except ImportError as err:
+        return f"pycuda is not installed ({err})"
+    try:
+        cuda.init()
+        if cuda.Device.count() == 0:
+            return "no NVIDIA GPU visible to the CUDA driver"
+    except cuda.Error as err:  # no driver, or no device
+        return f"CUDA driver unavailable: {err}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def tensorrt_unavailable_reason():
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as err:
+        return f"TensorRT Python package is not installed ({err})"
+    return cuda_unavailable_reason()
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {"cuda": cuda_unavailable_reason, "tensorrt": tensorrt_unavailable_reason}
+    for item in items:
+        for marker, reason_of in reasons.items():
+            if marker in item.keywords:
+                reason = reason_of()
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real COCO material beside the checkout (../shared/data); tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA

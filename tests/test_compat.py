@@ -1,0 +1,32 @@
+"""The compatibility contract: `edge` imports on a CPU-only machine without torch, tensorrt or pycuda."""
+
+import subprocess
+import sys
+import textwrap
+
+BLOCKED = ("torch", "tensorrt", "pycuda", "cupy")
+
+
+def test_every_edge_module_imports_without_gpu_or_torch_packages():
+    script = textwrap.dedent(
+        f"""
+        import importlib, pkgutil, sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {BLOCKED!r}:
+                    raise ImportError("blocked by the compatibility test: " + name)
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import edge
+        for info in pkgutil.walk_packages(edge.__path__, "edge."):
+            importlib.import_module(info.name)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r})
+        assert not loaded, loaded
+        print("ok", edge.__version__)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok")
