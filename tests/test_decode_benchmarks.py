@@ -1,0 +1,62 @@
+"""The decoder benchmarks on real COCO poses (../shared/data), small slices for CI."""
+
+import numpy as np
+import pytest
+
+from benchmarks import decode_accuracy, decode_crowd
+from benchmarks.common import BUNDLED_PEOPLE
+from benchmarks.reference_decoder import reference_decode
+from edge.decode import Decoder
+from edge.geometry import letterbox
+from edge.targets import render_annotations
+
+# Measured on the first 20 dev538 images (oracle maps): runtime AP 0.951, reference AP 0.931.
+AP_FLOOR = 0.90
+
+
+def test_accuracy_slice_meets_the_floor(shared_data, tmp_path):
+    report = decode_accuracy.main(
+        ["--limit", "20", "--variants", "clean,false", "--json", str(tmp_path / "a.json")]
+    )
+    for variant in ("clean", "false"):
+        res = report["variants"][variant]
+        assert res["runtime"]["coco"]["AP"] >= AP_FLOOR
+        assert res["reference"]["coco"]["AP"] >= AP_FLOOR
+        assert res["runtime"]["coco"]["AP"] >= res["reference"]["coco"]["AP"] - 0.01
+    assert (tmp_path / "a.json").stat().st_size > 0
+
+
+def test_reference_and_runtime_find_the_same_people(shared_data):
+    coco = decode_accuracy.load_coco_keypoints(shared_data / "coco_val2017_person_keypoints_dev538.json")
+    decoder = Decoder()
+    for im in coco["images"][:8]:
+        lb = letterbox(im["width"], im["height"])
+        maps = render_annotations(coco["by_image"][im["id"]], lb)
+        ours, ref = decoder.decode(maps, lb), reference_decode(maps, lb, fix_refine_swap=True)
+        assert abs(len(ours) - len(ref)) <= 1
+        for kps in ref.keypoints:
+            found = kps[:, 2] > 0
+            if not found.any() or not len(ours):
+                continue
+            err = [np.abs(o[found, :2] - kps[found, :2]).max() for o in ours.keypoints]
+            assert min(err) < 3.0  # same person, within the reference's full-resolution rounding
+
+
+def test_crowd_benchmark_runs(shared_data, tmp_path):
+    report = decode_crowd.main(["--frames", "1", "--json", str(tmp_path / "c.json")])
+    buckets = report["modes"]["serial"]["buckets"]
+    assert [b["people"] for b in buckets] == list(decode_crowd.BUCKETS)
+    assert all(b["found_mean"] >= 0.9 * b["people"] for b in buckets)
+
+
+def test_crowd_benchmark_runs_on_the_bundled_people(tmp_path):
+    bundled = str(BUNDLED_PEOPLE)
+    report = decode_crowd.main(
+        ["--annotations", bundled, "--frames", "1", "--json", str(tmp_path / "c.json")]
+    )
+    assert report["pool"] == 80
+
+
+def test_missing_annotation_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="annotation file not found"):
+        decode_accuracy.main(["--annotations", str(tmp_path / "none.json")])
