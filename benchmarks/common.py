@@ -46,7 +46,7 @@ def time_stats(samples_s: Sequence[float]) -> Dict[str, float]:
 
 
 def load_coco_keypoints(path: Path) -> Dict[str, Any]:
-    """A COCO person-keypoints file with annotations grouped per image: {'images', 'by_image'}."""
+    """A COCO person-keypoints file, parsed once: {'dataset', 'images', 'by_image', 'path'}."""
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"annotation file not found: {path} (pass --annotations FILE)")
@@ -55,20 +55,23 @@ def load_coco_keypoints(path: Path) -> Dict[str, Any]:
     by_image: Dict[int, List[dict]] = defaultdict(list)
     for ann in data["annotations"]:
         by_image[ann["image_id"]].append(ann)
-    return {"images": data["images"], "by_image": by_image, "path": path}
+    return {"dataset": data, "images": data["images"], "by_image": by_image, "path": path}
 
 
 def coco_keypoint_scores(
-    annotation_path: Path, results: List[dict], image_ids: Sequence[int]
+    coco: Dict[str, Any], results: List[dict], image_ids: Sequence[int]
 ) -> Dict[str, float]:
-    """COCO keypoint AP/AR (pycocotools COCOeval, iouType 'keypoints') on `image_ids`."""
+    """COCO keypoint AP/AR (pycocotools COCOeval, iouType 'keypoints') on `image_ids`, against the
+    ground truth of `coco` as returned by `load_coco_keypoints` (not read from disk again)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     if not results:
         return {name: 0.0 for name in COCO_STAT_NAMES}
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotation_path))
+        gt = COCO()
+        gt.dataset = coco["dataset"]
+        gt.createIndex()
         dt = gt.loadRes(results)
         ev = COCOeval(gt, dt, "keypoints")
         ev.params.imgIds = list(image_ids)

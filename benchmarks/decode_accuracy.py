@@ -39,7 +39,7 @@ from edge.geometry import letterbox
 from edge.layout import BKPOSE_LAYOUT
 from edge.targets import SIGMA_KEYPOINT, annotation_people, render_heatmaps, render_keypoint_map
 
-DECODED = slice(0, BKPOSE_LAYOUT.keypoint_start + BKPOSE_LAYOUT.num_keypoints)
+DECODED = slice(0, BKPOSE_LAYOUT.num_decoded_channels)
 
 
 def _blur(maps, people, rng):
@@ -106,7 +106,7 @@ def run_variant(
             continue
         out[which] = {
             "images": count,
-            "coco": coco_keypoint_scores(coco["path"], results[which], ids[:count]),
+            "coco": coco_keypoint_scores(coco, results[which], ids[:count]),
             "time_ms": time_stats(times[which]),
             "people": len(results[which]),
         }

@@ -108,6 +108,11 @@ class Layout:
         return self.num_limbs + self.num_keypoints + len(self.aux_channels)
 
     @property
+    def num_decoded_channels(self) -> int:
+        """Limb and keypoint channels, which lead the tensor; the auxiliary channels follow them."""
+        return self.num_limbs + self.num_keypoints
+
+    @property
     def limb_channels(self) -> range:
         return range(self.limb_start, self.limb_start + self.num_limbs)
 

@@ -60,13 +60,14 @@ def _cell_range(lo: float, hi: float, n: int, stride: int) -> range:
 def render_keypoint_map(out: np.ndarray, points: np.ndarray, stride: int, sigma: float) -> None:
     """Max of Gaussian bumps at `points` [M, 2] (input pixels) into `out` [H, W], in place."""
     h, w = out.shape
+    xs, ys = _cell_centres(w, stride), _cell_centres(h, stride)
     for x, y in points:
         cols = _cell_range(x - KEYPOINT_WINDOW * stride, x + KEYPOINT_WINDOW * stride, w, stride)
         rows = _cell_range(y - KEYPOINT_WINDOW * stride, y + KEYPOINT_WINDOW * stride, h, stride)
         if len(cols) == 0 or len(rows) == 0:
             continue
-        gx = np.exp(-((_cell_centres(w, stride)[cols.start : cols.stop] - x) ** 2) / (2 * sigma**2))
-        gy = np.exp(-((_cell_centres(h, stride)[rows.start : rows.stop] - y) ** 2) / (2 * sigma**2))
+        gx = np.exp(-((xs[cols.start : cols.stop] - x) ** 2) / (2 * sigma**2))
+        gy = np.exp(-((ys[rows.start : rows.stop] - y) ** 2) / (2 * sigma**2))
         patch = out[rows.start : rows.stop, cols.start : cols.stop]
         np.maximum(patch, np.outer(gy, gx), out=patch)
 
@@ -126,7 +127,7 @@ def render_heatmaps(
         both = labelled[:, a] & labelled[:, b]
         segments = np.stack([people[both, a, :2], people[both, b, :2]], axis=1)
         render_limb_map(maps[layout.limb_start + k], segments, layout.stride, sigma_limb)
-    aux = layout.keypoint_start + layout.num_keypoints
+    aux = layout.num_decoded_channels
     if person_mask is not None and len(layout.aux_channels) >= 1:
         maps[aux] = person_mask
     if len(layout.aux_channels) >= 2:

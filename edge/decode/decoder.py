@@ -114,12 +114,12 @@ class Decoder:
         maps = self._as_float32_maps(heatmaps)
         self._check_geometry(maps, lb)
         p, lay = self.params, self.layout
-        decoded = maps[: lay.keypoint_start + lay.num_keypoints]
-        counters = DecodeCounters(nonfinite_cells=int(peaks_k.count_nonfinite(decoded)))
+        decoded = lay.num_decoded_channels
+        counters = DecodeCounters(nonfinite_cells=int(peaks_k.count_nonfinite(maps[:decoded])))
         if counters.nonfinite_cells:
             if maps is not self._work:
                 maps = self._copy_to_work(maps)  # never modify the caller's array
-            peaks_k.zero_nonfinite(maps[: lay.keypoint_start + lay.num_keypoints])
+            peaks_k.zero_nonfinite(maps[:decoded])
         self._find_peaks(
             maps, lay.keypoint_start, p.peak_threshold, self._refine, self._peaks, self._counts, self._dropped
         )

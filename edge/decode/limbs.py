@@ -56,7 +56,7 @@ def score_limb(m, xa, ya, xb, yb, length, image_height, threshold, max_samples, 
         elif above + (n_samples - 1 - t) < needed:
             return -1.0  # cannot reach the fraction any more: same answer, less work on noise
     s = total / n_samples + min(0.5 * image_height / length - 1.0, 0.0)
-    if above >= min_fraction * n_samples and s > 0.0:
+    if above >= needed and s > 0.0:
         return s
     return -1.0
 

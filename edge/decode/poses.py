@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List
 
 import numpy as np
@@ -17,11 +17,7 @@ class DecodeCounters:
     nonfinite_cells: int = 0  # NaN or Inf heatmap cells (treated as 0)
 
     def as_dict(self) -> Dict[str, int]:
-        return {
-            "peaks_dropped": self.peaks_dropped,
-            "people_dropped": self.people_dropped,
-            "nonfinite_cells": self.nonfinite_cells,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -39,10 +35,6 @@ class Poses:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
-
-    @classmethod
-    def empty(cls) -> Poses:
-        return cls(np.zeros((0, 17, 3), np.float32), np.zeros(0, np.float32))
 
     def to_coco_results(self, image_id: int) -> List[Dict[str, Any]]:
         """COCO keypoint results: visibility 1 where a keypoint was found, else 0 at (0, 0)."""
