@@ -16,3 +16,7 @@ class LayoutError(BKPoseError, ValueError):
 
 class FrameError(BKPoseError, ValueError):
     """A frame has the wrong type, dtype, shape or channel count."""
+
+
+class ModelError(BKPoseError, ValueError):
+    """A model file (checkpoint, ONNX, engine) is unreadable, truncated or has bad metadata."""

@@ -1,0 +1,285 @@
+"""`bkpose-export`: checkpoint (or a seeded untrained model) to verified ONNX files and a manifest.
+
+Steps: build the network, load weights strictly, export FP32 ONNX (opset 17, BN folded, metadata),
+check TensorRT 8.5 compatibility, check parity against PyTorch in ONNX Runtime, derive the FP16
+file (overflowing nodes kept in FP32), check it, and write `<name>.manifest.json`. Any failure
+prints one clear line and exits non-zero; nothing half-written is left under the final names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge import __version__
+from edge.errors import BKPoseError
+from edge.modelinfo import ModelInfo
+
+FP32_TOLERANCE = 1e-4  # max absolute heatmap difference, ONNX Runtime vs PyTorch
+FP16_TOLERANCE = 0.05  # max difference relative to the FP32 output range
+CALIBRATION_SEED_OFFSET = 7919  # synthetic BN-calibration frames differ from the parity frames
+
+
+class Progress:
+    """Numbered step lines on stderr with the time each step took (exports take tens of seconds)."""
+
+    def __init__(self, total: int, quiet: bool = False) -> None:
+        self.total, self.quiet, self.index = total, quiet, 0
+        self.started = time.perf_counter()
+        self.timings: Dict[str, float] = {}
+
+    def step(self, label: str) -> Progress:
+        self.index += 1
+        self.label = label
+        if not self.quiet:
+            print(f"[{self.index}/{self.total}] {label} ...", file=sys.stderr, flush=True)
+        self.started = time.perf_counter()
+        return self
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        seconds = time.perf_counter() - self.started
+        self.timings[self.label] = round(seconds, 3)
+        if kind is None and not self.quiet:
+            print(f"      done in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bkpose-export",
+        description="Export BK-Pose to ONNX (FP32 and FP16), verified for TensorRT 8.5-11 and ONNX Runtime.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="FILE", help="trained PyTorch checkpoint (.pth/.pt)")
+    source.add_argument(
+        "--random-init", action="store_true", help="deterministic untrained model (benchmarks, tests)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-init (default 0)")
+    p.add_argument("--out", default="engines", help="output folder (default engines/)")
+    p.add_argument("--name", help="file name stem (default: checkpoint stem, or bkpose-random-s<seed>)")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch", type=int, default=1, help="fixed batch size of the input (default 1)")
+    batch.add_argument("--dynamic-batch", action="store_true", help="dynamic batch axis")
+    p.add_argument(
+        "--fp16", dest="fp16", action="store_true", default=True, help="also write the FP16 file (default)"
+    )
+    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 file")
+    p.add_argument(
+        "--images", metavar="DIR", help="photos for the parity check (letterboxed like the runtime)"
+    )
+    p.add_argument(
+        "--channel-order",
+        choices=("BGR", "RGB"),
+        default="BGR",
+        help="input channel order the model was trained with",
+    )
+    p.add_argument(
+        "--pad-value", type=float, default=128.0, help="letterbox padding pixel value (default 128)"
+    )
+    p.add_argument("--align", choices=("top-left", "center"), default="top-left", help="letterbox placement")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = p.parse_args(argv)
+    if args.batch < 1:
+        p.error(f"--batch must be at least 1, found {args.batch}")
+    return args
+
+
+def default_name(args: argparse.Namespace) -> str:
+    if args.name:
+        return args.name
+    stem = (
+        f"bkpose-random-s{args.seed}"
+        if args.random_init
+        else os.path.splitext(os.path.basename(args.checkpoint))[0]
+    )
+    if args.dynamic_batch:
+        stem += "-dynbatch"
+    elif args.batch != 1:
+        stem += f"-b{args.batch}"
+    return stem
+
+
+def versions() -> Dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {
+        "bkpose": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+    }  # fmt: skip
+
+
+def file_entry(path: str, precision: str) -> Dict[str, Any]:
+    from export.checkpoint import sha256_of
+
+    return {
+        "file": os.path.basename(path),
+        "precision": precision,
+        "bytes": os.path.getsize(path),
+        "sha256": sha256_of(path),
+    }
+
+
+def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
+    """The eval-mode network with the checkpoint's weights, or seeded untrained weights."""
+    import torch
+
+    from edge.preprocess import CpuPreprocessor
+    from export.checkpoint import load_checkpoint
+    from export.model import BKPose, init_random
+    from export.parity import synthetic_frame
+
+    torch.manual_seed(args.seed)
+    model = BKPose()
+    base = ModelInfo(channel_order=args.channel_order, pad_value=args.pad_value, letterbox_align=args.align)
+    if args.checkpoint:
+        sha, _ = load_checkpoint(model, args.checkpoint)
+        info = dataclasses.replace(base, trained=True, checkpoint_sha256=sha)
+    else:
+        rng = np.random.default_rng(args.seed + CALIBRATION_SEED_OFFSET)
+        pre = CpuPreprocessor(base)
+        frames = [pre(synthetic_frame(rng))[0] for _ in range(4)]
+        frames.append(rng.random(frames[0].shape, dtype=np.float32))  # noise widens the calibrated range
+        init_random(model, args.seed, torch.from_numpy(np.concatenate(frames)))
+        info = dataclasses.replace(base, extra={"random_init_seed": str(args.seed)})
+    return model.eval(), info
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """The export itself; returns the manifest (also written next to the ONNX files)."""
+    import torch
+
+    from export.model import profile
+    from export.onnx_export import FP16_HEADROOM, convert_fp16, export_onnx, save_json
+    from export.parity import batched, errors, parity_inputs, run_onnx, worst
+    from export.trt_compat import require_tensorrt85
+
+    name = default_name(args)
+    os.makedirs(args.out, exist_ok=True)
+    fp32_path = os.path.join(args.out, f"{name}.fp32.onnx")
+    fp16_path = os.path.join(args.out, f"{name}.fp16.onnx")
+    progress = Progress(6 if args.fp16 else 4, args.quiet)
+
+    label = (
+        f"loading {args.checkpoint}" if args.checkpoint else f"building untrained BK-Pose (seed {args.seed})"
+    )
+    with progress.step(label):
+        model, info = build_model(args)
+    stats = profile(model, info.input_height, info.input_width)
+    training = profile(model, info.input_height, info.input_width, training_graph=True)
+    print(
+        f"BK-Pose: {stats['parameters'] / 1e6:.3f} M parameters, {stats['macs'] / 1e9:.3f} GMACs at "
+        f"{info.input_width}x{info.input_height} (deployed graph; training graph "
+        f"{training['parameters'] / 1e6:.3f} M, "
+        f"{training['macs'] / 1e9:.3f} GMACs)",
+        flush=True,
+    )
+
+    batch = 1 if args.dynamic_batch else args.batch
+    with progress.step(
+        f"exporting {fp32_path} (opset 17, {'dynamic' if args.dynamic_batch else batch} batch)"
+    ):
+        proto = export_onnx(model, fp32_path, info, batch=batch, dynamic_batch=args.dynamic_batch)
+        onnx_parameters = int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer))
+    with progress.step("checking TensorRT 8.5 compatibility"):
+        require_tensorrt85(fp32_path, os.path.basename(fp32_path))
+
+    with progress.step("parity: ONNX Runtime FP32 vs PyTorch"):
+        named = parity_inputs(info, args.images, seed=args.seed)
+        groups = batched([x for _, x in named], 2 if args.dynamic_batch else batch)
+        if args.dynamic_batch:
+            groups.append(named[0][1])  # a batch of one as well
+        with torch.no_grad():
+            expected = [model(torch.from_numpy(x)).numpy() for x in groups]
+        actual = run_onnx(fp32_path, groups)
+        fp32 = worst(errors(e, a) for e, a in zip(expected, actual))
+        fp32.update(inputs=[n for n, _ in named], tolerance=FP32_TOLERANCE)
+        print(f"FP32 parity over {len(named)} inputs: max abs {fp32['max_abs']:.2e}, "
+              f"max rel {fp32['max_rel']:.2e} "
+              f"(tolerance {FP32_TOLERANCE:g} abs)", flush=True)  # fmt: skip
+        if not fp32["max_abs"] <= FP32_TOLERANCE:
+            os.remove(fp32_path)
+            raise BKPoseError(
+                f"FP32 ONNX differs from PyTorch by {fp32['max_abs']:.3g} > {FP32_TOLERANCE:g}; file removed"
+            )
+
+    files: List[Dict[str, Any]] = [file_entry(fp32_path, "fp32")]
+    report: Dict[str, Any] = {"fp32_vs_torch": fp32}
+    if args.fp16:
+        with progress.step(f"writing {fp16_path} (FP16 compute, overflowing nodes kept FP32)"):
+            kept = convert_fp16(fp32_path, fp16_path, info, groups)
+            require_tensorrt85(fp16_path, os.path.basename(fp16_path))
+        with progress.step("FP16 error vs FP32 (ONNX Runtime)"):
+            fp16 = worst(errors(e, a) for e, a in zip(actual, run_onnx(fp16_path, groups)))
+            fp16.update(kept_fp32_nodes=kept, headroom=FP16_HEADROOM, tolerance_rel=FP16_TOLERANCE)
+            print(f"FP16 vs FP32: max abs {fp16['max_abs']:.2e}, max rel {fp16['max_rel']:.2e}; "
+                  f"{len(kept)} node(s) kept in FP32", flush=True)  # fmt: skip
+            if not fp16["max_rel"] <= FP16_TOLERANCE:
+                os.remove(fp16_path)
+                raise BKPoseError(f"FP16 ONNX differs from FP32 by {fp16['max_rel']:.3g} of the output range "
+                                  f"> {FP16_TOLERANCE:g}; file removed")  # fmt: skip
+        files.append(file_entry(fp16_path, "fp16"))
+        report["fp16_vs_fp32"] = fp16
+
+    manifest = {
+        "format": "bkpose-export-manifest",
+        "version": 1,
+        "name": name,
+        "files": files,
+        "parity": report,
+        "parameters": stats["parameters"],
+        "parameters_training_graph": training["parameters"],
+        "parameters_in_onnx": onnx_parameters,
+        "gmacs": round(stats["macs"] / 1e9, 4),
+        "gmacs_training_graph": round(training["macs"] / 1e9, 4),
+        "input": {
+            "name": "image",
+            "shape": ["batch" if args.dynamic_batch else batch, 3, info.input_height, info.input_width],
+        },
+        "opset": 17,
+        "trained": info.trained,
+        "checkpoint": os.path.abspath(args.checkpoint) if args.checkpoint else None,
+        "checkpoint_sha256": info.checkpoint_sha256 or None,
+        "seed": None if args.checkpoint else args.seed,
+        "metadata": info.to_metadata(),
+        "versions": versions(),
+        "step_seconds": progress.timings,
+    }
+    manifest_path = os.path.join(args.out, f"{name}.manifest.json")
+    save_json(manifest, manifest_path)
+    print(
+        f"wrote {', '.join(os.path.join(args.out, f['file']) for f in files)} and {manifest_path}", flush=True
+    )
+    return manifest
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except ImportError as err:
+        print(f"bkpose-export: {err.name or err} is not installed; "
+              "install the export extra: pip install 'bkpose[export]'",
+              file=sys.stderr)  # fmt: skip
+        return 3
+    except (BKPoseError, OSError, ValueError) as err:
+        print(f"bkpose-export: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bkpose-export: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

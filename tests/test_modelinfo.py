@@ -1,0 +1,47 @@
+"""Model metadata: what export writes is exactly what the runtime reads, and bad metadata is refused."""
+
+import pytest
+
+from edge.errors import ModelError
+from edge.layout import BKPOSE_LAYOUT, METADATA_KEY
+from edge.modelinfo import ModelInfo
+
+
+def test_round_trip_keeps_every_field():
+    info = ModelInfo(
+        channel_order="RGB", pad_value=114.0, letterbox_align="center", precision="int8", trained=True,
+        checkpoint_sha256="ab" * 32, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7), extra={"note": "x"},
+    )  # fmt: skip
+    meta = info.to_metadata()
+    assert all(isinstance(v, str) for v in meta.values())
+    assert ModelInfo.from_metadata(meta) == info
+    assert ModelInfo.from_metadata(meta).layout == BKPOSE_LAYOUT
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"bkpose.channel_order": "YUV"}, "channel order"),
+        ({"bkpose.precision": "int4"}, "precision"),
+        ({"bkpose.input_size": "512"}, "malformed"),
+        ({"bkpose.normalization": "{}"}, "malformed"),
+        ({METADATA_KEY: "{not json"}, "not valid JSON"),
+        ({"bkpose.pad_value": "300"}, "pad value"),
+    ],
+)
+def test_malformed_metadata_is_refused_with_the_source_named(change, expected):
+    meta = {**ModelInfo().to_metadata(), **change}
+    with pytest.raises(ModelError) as err:
+        ModelInfo.from_metadata(meta, "model.onnx")
+    assert expected in str(err.value)
+    if expected in ("malformed", "not valid JSON"):
+        assert "model.onnx" in str(err.value)
+
+
+def test_missing_metadata_says_how_to_fix_it():
+    meta = ModelInfo().to_metadata()
+    del meta["bkpose.channel_order"]
+    with pytest.raises(ModelError, match="model.onnx: metadata field 'channel_order' is missing; export"):
+        ModelInfo.from_metadata(meta, "model.onnx")
+    with pytest.raises(ModelError, match="missing"):
+        ModelInfo.from_metadata({}, "model.onnx")

@@ -1,0 +1,93 @@
+"""CPU letterbox preprocessing: the reference the CUDA kernel is held to."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import FrameError
+from edge.modelinfo import ModelInfo
+from edge.preprocess import CpuPreprocessor, cv2_reference, preprocess, validate_frame
+
+GREY_LEVEL = 1.0 / 255.0
+
+
+def test_matches_opencv_resize_on_real_photos(shared_data):
+    pre = CpuPreprocessor()
+    photos = sorted((shared_data / "images" / "coco_train2017_mini").glob("*.jpg"))[:8]
+    assert photos
+    for path in photos:
+        frame = cv2.imread(str(path))
+        out, lb = pre(frame)
+        assert out.shape == (1, 3, 512, 512) and out.dtype == np.float32
+        # OpenCV rounds to uint8 with 11-bit fixed-point weights: at most one grey level apart
+        assert np.abs(out - cv2_reference(frame)).max() <= GREY_LEVEL
+        assert max(lb.resized_w, lb.resized_h) == 512
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 13), (511, 513), (600, 1000), (2000, 37), (512, 512)])
+@pytest.mark.parametrize("align", ["top-left", "center"])
+def test_matches_opencv_on_random_frames_of_any_size(shape, align):
+    info = ModelInfo(letterbox_align=align)
+    frame = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    out, lb = preprocess(frame, info)
+    assert np.abs(out - cv2_reference(frame, info)).max() <= GREY_LEVEL
+    # padding carries the model's pad value, normalised
+    pad = np.float32(128.0 / 255.0)
+    if lb.resized_h < 512:
+        row = 511 if align == "top-left" else 0
+        assert np.all(out[0, :, row, :] == pad)
+    if lb.resized_w < 512:
+        col = 511 if align == "top-left" else 0
+        assert np.all(out[0, :, :, col] == pad)
+
+
+def test_same_size_frame_is_copied_exactly_and_channels_follow_the_model():
+    frame = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    bgr, _ = preprocess(frame)
+    np.testing.assert_allclose(bgr[0], frame.transpose(2, 0, 1) / np.float32(255), rtol=0, atol=1e-7)
+    rgb, _ = preprocess(frame, ModelInfo(channel_order="RGB", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    expected = (frame[:, :, ::-1].transpose(2, 0, 1) / 255.0 - 0.5) / 0.25
+    np.testing.assert_allclose(rgb[0], expected, rtol=0, atol=1e-5)
+
+
+def test_non_contiguous_and_huge_frames():
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (480, 1280, 3), dtype=np.uint8)
+    strided = base[:, ::2]  # every other column: not contiguous
+    assert not strided.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(preprocess(strided)[0], preprocess(np.ascontiguousarray(strided))[0])
+    flipped = base[::-1, :, ::-1]  # negative strides, channels reversed
+    np.testing.assert_array_equal(preprocess(flipped)[0], preprocess(np.ascontiguousarray(flipped))[0])
+    huge = rng.integers(0, 256, (4096, 4096, 3), dtype=np.uint8)
+    out, lb = preprocess(huge)
+    assert (lb.resized_w, lb.resized_h) == (512, 512) and np.isfinite(out).all()
+
+
+def test_reuses_the_output_buffer():
+    pre = CpuPreprocessor()
+    buffer = pre.new_input()
+    frame = np.full((100, 200, 3), 255, np.uint8)
+    out, _ = pre(frame, buffer)
+    assert out is buffer and buffer[0, 0, 0, 0] == 1.0
+    with pytest.raises(ValueError, match="float32"):
+        pre(frame, np.empty((1, 3, 256, 256), np.float32))
+
+
+@pytest.mark.parametrize(
+    "frame, expected",
+    [
+        (None, "frame is None"),
+        ([[1, 2, 3]], "frame is a list"),
+        (np.zeros((10, 10), np.uint8), "grayscale"),
+        (np.zeros((10, 10, 4), np.uint8), "BGRA"),
+        (np.zeros((10, 10, 3), np.uint16), "dtype uint16"),
+        (np.zeros((10, 10, 3), np.float32), "dtype float32"),
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((10, 10, 3, 1), np.uint8), "shape"),
+    ],
+)
+def test_invalid_frames_raise_value_error_naming_the_format(frame, expected):
+    with pytest.raises(ValueError) as err:
+        validate_frame(frame)
+    assert isinstance(err.value, FrameError)
+    assert expected in str(err.value) and "BGR uint8" in str(err.value)
