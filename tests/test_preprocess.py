@@ -91,3 +91,14 @@ def test_invalid_frames_raise_value_error_naming_the_format(frame, expected):
         validate_frame(frame)
     assert isinstance(err.value, FrameError)
     assert expected in str(err.value) and "BGR uint8" in str(err.value)
+
+
+def test_preprocess_benchmark_runs_and_writes_json(tmp_path):
+    from benchmarks import preprocess as bench
+
+    payload = bench.main(["--iterations", "2", "--json", str(tmp_path / "p.json")])
+    assert [(r["width"], r["height"]) for r in payload["sizes"]] == list(bench.SIZES)
+    assert all(r["cpu"]["median"] > 0 for r in payload["sizes"])
+    assert (tmp_path / "p.json").exists()
+    if payload["gpu"] is None:
+        assert payload["gpu_unavailable_reason"]
