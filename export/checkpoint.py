@@ -8,7 +8,6 @@ by name and shape; only BatchNorm's `num_batches_tracked` counters may be absent
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from typing import Any, Dict, List, Mapping, Tuple
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from edge.errors import ModelError
+from export.files import sha256_of
 
 WRAPPER_KEYS = ("state_dict", "model", "weights")
 PREFIXES = ("module.", "posenet.")
@@ -24,14 +24,6 @@ SHOWN = 5
 
 class CheckpointError(ModelError):
     """A checkpoint cannot be read or does not fit the BK-Pose network."""
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str) -> Any:

@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -73,8 +74,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--fp16", dest="fp16", action="store_true", default=True, help="also write the FP16 file (default)"
     )
     p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 file")
+    p.add_argument("--images", metavar="DIR", help="photos for the parity check and the INT8 report")
+    p.add_argument("--int8", action="store_true", help="also write a Q/DQ INT8 file (needs --calib-images)")
+    p.add_argument("--calib-images", metavar="DIR", help="calibration photos for --int8 (500+ recommended)")
     p.add_argument(
-        "--images", metavar="DIR", help="photos for the parity check (letterboxed like the runtime)"
+        "--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
+        help="INT8 range calibration (entropy and percentile are much slower)",
+    )  # fmt: skip
+    p.add_argument("--calib-limit", type=int, default=None, help="use at most N calibration images")
+    p.add_argument(
+        "--force-calibration", action="store_true", help="calibrate even with fewer than 32 images"
     )
     p.add_argument(
         "--channel-order",
@@ -88,6 +97,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--align", choices=("top-left", "center"), default="top-left", help="letterbox placement")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
+    if args.int8 and not args.calib_images:
+        p.error("--int8 needs --calib-images DIR")
     if args.batch < 1:
         p.error(f"--batch must be at least 1, found {args.batch}")
     return args
@@ -120,7 +131,7 @@ def versions() -> Dict[str, str]:
 
 
 def file_entry(path: str, precision: str) -> Dict[str, Any]:
-    from export.checkpoint import sha256_of
+    from export.files import sha256_of
 
     return {
         "file": os.path.basename(path),
@@ -159,8 +170,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The export itself; returns the manifest (also written next to the ONNX files)."""
     import torch
 
+    from export.files import save_json
     from export.model import profile
-    from export.onnx_export import FP16_HEADROOM, convert_fp16, export_onnx, save_json
+    from export.onnx_export import FP16_HEADROOM, convert_fp16, export_onnx
     from export.parity import batched, errors, parity_inputs, run_onnx, worst
     from export.trt_compat import require_tensorrt85
 
@@ -168,7 +180,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     os.makedirs(args.out, exist_ok=True)
     fp32_path = os.path.join(args.out, f"{name}.fp32.onnx")
     fp16_path = os.path.join(args.out, f"{name}.fp16.onnx")
-    progress = Progress(6 if args.fp16 else 4, args.quiet)
+    int8_path = os.path.join(args.out, f"{name}.int8.onnx")
+    progress = Progress(4 + (2 if args.fp16 else 0) + (2 if args.int8 else 0), args.quiet)
 
     label = (
         f"loading {args.checkpoint}" if args.checkpoint else f"building untrained BK-Pose (seed {args.seed})"
@@ -231,6 +244,31 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         files.append(file_entry(fp16_path, "fp16"))
         report["fp16_vs_fp32"] = fp16
 
+    if args.int8:
+        from export.int8_report import int8_report
+        from export.parity import image_files
+        from export.quantize import calibration_files, quantize_qdq
+
+        with progress.step(f"writing {int8_path} (Q/DQ INT8, {args.calib_method} calibration)"):
+            calib_files = calibration_files(args.calib_images, args.calib_limit, args.force_calibration)
+            calibration = quantize_qdq(fp32_path, int8_path, info, calib_files, args.calib_method, batch)
+            require_tensorrt85(int8_path, os.path.basename(int8_path))
+        with progress.step("INT8 quality report vs FP32 (ONNX Runtime)"):
+            report_files = image_files(args.images) if args.images else calib_files[:50]
+            quality = int8_report(fp32_path, int8_path, report_files, info) if batch == 1 else None
+            if quality:
+                poses = quality["poses"]
+                oks = "n/a (no people)" if poses["mean_oks"] is None else f"{poses['mean_oks']:.3f}"
+                heat = quality["heatmaps"]
+                print(
+                    f"INT8 vs FP32 over {quality['images']} photos: heatmap max abs {heat['max_abs']:.3g} "
+                    f"(mean per-image max {heat['mean_abs_over_images']:.3g}); mean OKS {oks}; "
+                    f"people FP32 {poses['reference_people']}, INT8 {poses['candidate_people']}",
+                    flush=True,
+                )
+        files.append(file_entry(int8_path, "int8"))
+        report["int8_vs_fp32"] = {"calibration": calibration, "quality": quality}
+
     manifest = {
         "format": "bkpose-export-manifest",
         "version": 1,
@@ -265,6 +303,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    warnings.formatwarning = lambda message, *_args, **_kw: f"bkpose-export: warning: {message}\n"
     try:
         run(args)
     except ImportError as err:

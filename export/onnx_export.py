@@ -10,11 +10,10 @@ MaxPool, Pad, Resize, pooling and attention ops.
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import warnings
-from typing import Callable, Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 import onnx
@@ -22,6 +21,7 @@ import torch
 
 from edge.errors import ModelError
 from edge.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from export.files import atomic_write
 
 OPSET = 17  # TensorRT 8.5's highest (onnx-tensorrt release/8.5-GA docs/operators.md)
 FP16_MAX = 65504.0
@@ -125,33 +125,6 @@ def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
 
 def save(proto: onnx.ModelProto, path: str) -> None:
     atomic_write(path, lambda tmp: onnx.save(proto, tmp))
-
-
-def save_json(data: object, path: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-
-    atomic_write(path, write)
-
-
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file and rename: a crash or full disk never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def metadata_of(path: str) -> Dict[str, str]:

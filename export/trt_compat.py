@@ -48,7 +48,7 @@ RESIZE_NEAREST = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer
 # Inputs that must be initializers or constants: (op type, input index, what it is).
 CONSTANT_INPUTS = (
     ("Slice", 3, "axes"), ("Squeeze", 1, "axes"), ("Unsqueeze", 1, "axes"), ("TopK", 1, "K"),
-    ("CumSum", 1, "axis"), ("Conv", 1, "weights"), ("ConvTranspose", 1, "weights"),
+    ("CumSum", 1, "axis"),
 )  # fmt: skip
 
 

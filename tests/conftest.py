@@ -30,9 +30,11 @@ def cuda_unavailable_reason():
 @functools.lru_cache(maxsize=None)
 def tensorrt_unavailable_reason():
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except ImportError as err:
         return f"TensorRT Python package is not installed ({err})"
+    if not hasattr(tensorrt, "Runtime"):
+        return "only TensorRT type stubs are installed, not TensorRT"
     return cuda_unavailable_reason()
 
 

@@ -30,3 +30,24 @@ def test_every_edge_module_imports_without_gpu_or_torch_packages():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
+
+
+def test_engine_build_and_tensorrt_backend_import_without_torch():
+    """bkpose-build and the TensorRT backend run on Jetsons, where torch is usually absent."""
+    script = textwrap.dedent(
+        """
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ImportError("blocked: " + name)
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import export.build, edge.backends.trt, edge.backends.ort  # noqa: F401
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

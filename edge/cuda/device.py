@@ -130,7 +130,8 @@ class CudaDevice:
         return self.cuda.pagelocked_empty(shape, dtype, mem_flags=flags)
 
     def device_pointer_of(self, mapped_array: np.ndarray) -> int:
-        return int(mapped_array.base.get_device_pointer())
+        base: Any = mapped_array.base  # pycuda's HostAllocation behind a pagelocked array
+        return int(base.get_device_pointer())
 
     def stream(self) -> Any:
         return self.cuda.Stream()
