@@ -73,7 +73,7 @@ class GpuPreprocessor:
         self.norm = self.norm[()]  # a numpy void scalar: pycuda passes it by value as the struct
         self._staging: Optional[np.ndarray] = None
         self._upload = None
-        self._uploaded: Optional[Any] = None  # event: the last upload has left the staging buffer
+        self._uploaded: Optional[Any] = None  # event: the last frame's upload and kernel are done
         self._lock = threading.Lock()
 
     @property
@@ -87,6 +87,8 @@ class GpuPreprocessor:
 
     def _ensure_capacity(self, nbytes: int) -> None:
         if self._staging is None or self._staging.nbytes < nbytes:
+            if self._uploaded is not None:
+                self._uploaded.synchronize()  # the old buffers may still be read by queued work
             if self._upload is not None:
                 self._upload.free()
             self._staging = self.device.pinned(nbytes, np.uint8)
@@ -111,9 +113,10 @@ class GpuPreprocessor:
             staging = self._staging[:nbytes].reshape(h, w, 3)
             np.copyto(staging, frame)  # also makes non-contiguous frames contiguous
             self.device.cuda.memcpy_htod_async(self._upload.ptr, staging, stream)
+            lb = self.run_device(self._upload.ptr, w, h, w * 3, dst, stream, batch_index)
             self._uploaded = self._uploaded or self.device.event()
-            self._uploaded.record(stream)
-            return self.run_device(self._upload.ptr, w, h, w * 3, dst, stream, batch_index)
+            self._uploaded.record(stream)  # after the kernel: both buffers are free once it fires
+            return lb
 
     def run_device(
         self, src: int, width: int, height: int, pitch: int, dst: int, stream: Any, batch_index: int = 0
