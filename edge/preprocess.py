@@ -81,7 +81,7 @@ def sample_positions(src_size: int, resized: int) -> Tuple[np.ndarray, np.ndarra
     return first, weight
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _letterbox_bilinear(src, out, x0, wx, y0, wy, pad_left, pad_top, source, mul, add, pad):
     """Write out[c, y, x] for the whole input; `src` is uint8 [H, W, 3] with any strides."""
     height, width = out.shape[1], out.shape[2]

@@ -130,7 +130,7 @@ def build(args: argparse.Namespace) -> Dict[str, Any]:
     """Build the engine and write it with its sidecar; returns the sidecar."""
     from edge.backends.trt import require_tensorrt
     from edge.cuda.device import CudaDevice
-    from export.files import save_bytes, save_json, sha256_of
+    from edge.files import save_bytes, save_json, sha256_of
 
     require_tensorrt()
     import tensorrt as trt

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from edge.errors import ModelError
-from export.files import sha256_of
+from edge.files import sha256_of
 
 WRAPPER_KEYS = ("state_dict", "model", "weights")
 PREFIXES = ("module.", "posenet.")

@@ -131,7 +131,7 @@ def versions() -> Dict[str, str]:
 
 
 def file_entry(path: str, precision: str) -> Dict[str, Any]:
-    from export.files import sha256_of
+    from edge.files import sha256_of
 
     return {
         "file": os.path.basename(path),
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """The export itself; returns the manifest (also written next to the ONNX files)."""
     import torch
 
-    from export.files import save_json
+    from edge.files import save_json
     from export.model import profile
     from export.onnx_export import FP16_HEADROOM, convert_fp16, export_onnx
     from export.parity import batched, errors, parity_inputs, run_onnx, worst

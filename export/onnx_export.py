@@ -20,8 +20,8 @@ import onnx
 import torch
 
 from edge.errors import ModelError
+from edge.files import atomic_write
 from edge.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
-from export.files import atomic_write
 
 OPSET = 17  # TensorRT 8.5's highest (onnx-tensorrt release/8.5-GA docs/operators.md)
 FP16_MAX = 65504.0

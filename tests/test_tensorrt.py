@@ -99,3 +99,27 @@ def test_parser_errors_are_printed(tmp_path, capsys):
     bad.write_bytes(b"\x08\x07garbage")
     assert main([str(bad), "--out", str(tmp_path), "--quiet"]) == 2
     assert "bkpose-build: error" in capsys.readouterr().err
+
+
+def test_pose_estimator_on_an_engine_uses_the_gpu_kernel(onnx_files, shared_data):
+    import cv2
+
+    from edge.cuda.letterbox import GpuPreprocessor
+    from edge.pipeline import PoseEstimator
+    from edge.sources import ListSource
+
+    _build(onnx_files / "bkpose-random-s4.fp32.onnx", onnx_files, "--name", "est")
+    frames = [
+        cv2.imread(str(p)) for p in sorted((shared_data / "images" / "coco_train2017_mini").glob("*.jpg"))[:4]
+    ]
+    with PoseEstimator(str(onnx_files / "est.fp32.engine")) as gpu, PoseEstimator(
+        str(onnx_files / "bkpose-random-s4.fp32.onnx"), device="cpu"
+    ) as cpu:
+        assert isinstance(gpu.preprocessor, GpuPreprocessor)
+        gpu.warmup()
+        streamed = list(gpu.stream(ListSource(frames)))
+        assert [r.index for r in streamed] == [0, 1, 2, 3]
+        for frame, result in zip(frames, streamed):
+            reference = cpu(frame)
+            assert len(result.poses) == len(reference)
+            assert "infer_gpu" in result.timings_ms

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def sample_bilinear(m, x, y):
     """Bilinear value of map `m` [H, W] (finite values) at cell coordinates (x, y), clamped."""
     h, w = m.shape
@@ -36,7 +36,7 @@ def sample_bilinear(m, x, y):
     return top + (bottom - top) * fy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score_limb(m, xa, ya, xb, yb, length, image_height, threshold, max_samples, min_fraction):
     """Limb score s of segment A->B on limb map `m`, or -1.0 when the reference rule rejects it.
 
@@ -61,7 +61,7 @@ def score_limb(m, xa, ya, xb, yb, length, image_height, threshold, max_samples, 
     return -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def connect_limb(m, pa, na, pb, nb, ax, ay, image_height, threshold, max_samples, min_fraction, cand, out):
     """Score every A x B pair of one limb and keep a greedy one-to-one matching; returns its size.
 
@@ -110,7 +110,7 @@ def connect_limb(m, pa, na, pb, nb, ax, ay, image_height, threshold, max_samples
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _connect_one(maps, first_channel, limbs, peaks, counts, ax, ay, image_height,
                  threshold, max_samples, min_fraction, cand, conn, conn_n, k):  # fmt: skip
     a = limbs[k, 0]
@@ -121,7 +121,7 @@ def _connect_one(maps, first_channel, limbs, peaks, counts, ax, ay, image_height
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def connect_limbs(maps, first_channel, limbs, peaks, counts, ax, ay, image_height,
                   threshold, max_samples, min_fraction, cand, conn, conn_n):  # fmt: skip
     """`connect_limb` for every limb k on maps[first_channel + k]; `cand` is [1, K*K, 5]."""
@@ -130,7 +130,7 @@ def connect_limbs(maps, first_channel, limbs, peaks, counts, ax, ay, image_heigh
                      threshold, max_samples, min_fraction, cand, conn, conn_n, k)  # fmt: skip
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def connect_limbs_parallel(maps, first_channel, limbs, peaks, counts, ax, ay, image_height,
                            threshold, max_samples, min_fraction, cand, conn, conn_n):  # fmt: skip
     """`connect_limbs` with limbs on Numba threads; `cand` is [L, K*K, 5], one scratch per limb."""

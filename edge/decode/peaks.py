@@ -20,7 +20,7 @@ REFINE_QUADRATIC = 2  # parabola through log values of the 3 cells on each axis 
 REFINE_MODES = {"none": REFINE_NONE, "centroid": REFINE_CENTROID, "quadratic": REFINE_QUADRATIC}
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_nonfinite(maps):
     """Number of NaN or Inf cells in `maps` float32 [C, H, W]."""
     n = 0
@@ -32,7 +32,7 @@ def count_nonfinite(maps):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def zero_nonfinite(maps):
     """Replace NaN and Inf cells of `maps` by 0, in place (so later kernels need no checks)."""
     for c in range(maps.shape[0]):
@@ -42,7 +42,7 @@ def zero_nonfinite(maps):
                     maps[c, y, x] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_local_max(m, y, x, v):
     """True when no in-bounds 3x3 neighbour is larger (same as max-pool with reflect padding)."""
     h, w = m.shape
@@ -53,7 +53,7 @@ def _is_local_max(m, y, x, v):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _parabola_offset(left, centre, right):
     """Vertex of the parabola through log values at -1, 0, +1, clamped to half a cell."""
     if left <= 0.0 or right <= 0.0 or centre <= 0.0:
@@ -65,7 +65,7 @@ def _parabola_offset(left, centre, right):
     return min(max(0.5 * (ll - lr) / den, -0.5), 0.5)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _refine(m, y, x, mode):
     """Sub-pixel (x, y) of the peak at integer (x, y)."""
     h, w = m.shape
@@ -89,7 +89,7 @@ def _refine(m, y, x, mode):
     return float(x), float(y)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_peaks_map(m, threshold, refine, out):
     """Peaks of one map `m` float32 [H, W] into `out` float32 [K, 3]; returns (kept, dropped).
 
@@ -125,12 +125,12 @@ def find_peaks_map(m, threshold, refine, out):
     return n, dropped
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _peaks_of_type(maps, first_channel, threshold, refine, peaks, counts, dropped, p):
     counts[p], dropped[p] = find_peaks_map(maps[first_channel + p], threshold, refine, peaks[p])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_peaks(maps, first_channel, threshold, refine, peaks, counts, dropped):
     """Peaks of maps[first_channel + p] for every keypoint type p; `dropped` int32 [P] gets the
     per-type count of peaks beyond capacity."""
@@ -138,7 +138,7 @@ def find_peaks(maps, first_channel, threshold, refine, peaks, counts, dropped):
         _peaks_of_type(maps, first_channel, threshold, refine, peaks, counts, dropped, p)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def find_peaks_parallel(maps, first_channel, threshold, refine, peaks, counts, dropped):
     """`find_peaks` with keypoint types on Numba threads (separate cache entry: own function)."""
     for p in prange(peaks.shape[0]):

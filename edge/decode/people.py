@@ -12,13 +12,13 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _peak_score(peaks, pid):
     k = peaks.shape[1]
     return peaks[pid // k, pid % k, 2]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _delete_person(person_id, person_sc, person_f, person_cnt, j, n):
     for r in range(j, n - 1):
         person_id[r] = person_id[r + 1]
@@ -27,7 +27,7 @@ def _delete_person(person_id, person_sc, person_f, person_cnt, j, n):
         person_cnt[r] = person_cnt[r + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _attach_one(person_id, person_sc, person_f, person_cnt, peaks, p, b, idb, s, length, len_rate):
     """The single-hit branch: only slot b of person p is ever updated."""
     if person_id[p, b] == -1 and len_rate * person_f[p, 1] > length:
@@ -50,7 +50,7 @@ def _attach_one(person_id, person_sc, person_f, person_cnt, peaks, p, b, idb, s,
         person_f[p, 1] = max(person_f[p, 1], length)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _min_present_score(person_id, person_sc, p):
     lo = np.inf
     for q in range(person_id.shape[1]):
@@ -59,7 +59,7 @@ def _min_present_score(person_id, person_sc, p):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _try_merge(person_id, person_sc, person_f, person_cnt, p1, p2, s, length, len_rate, merge_tolerance):
     """Merge p2 into p1 when they share no keypoint type and the limb is strong enough."""
     for q in range(person_id.shape[1]):
@@ -78,7 +78,7 @@ def _try_merge(person_id, person_sc, person_f, person_cnt, p1, p2, s, length, le
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def assemble_people(limbs, peaks, conn, conn_n, len_rate, merge_tolerance,
                     person_id, person_sc, person_f, person_cnt):  # fmt: skip
     """Group matched limbs into people, limb by limb in grouping order.
@@ -132,7 +132,7 @@ def assemble_people(limbs, peaks, conn, conn_n, len_rate, merge_tolerance,
     return n, dropped
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def emit_people(peaks, person_id, person_f, person_cnt, n, to_coco, min_parts, min_mean_score,
                 ax, bx, ay, by, keypoints, scores):  # fmt: skip
     """Write the people that pass the filters into `keypoints` float32 [N, 17, 3] (x, y, score in

@@ -1,4 +1,4 @@
-"""File helpers shared by the export and build commands (no torch, no onnx: build runs on Jetsons)."""
+"""File helpers: atomic writes (a crash or full disk never leaves half a file) and hashing."""
 
 from __future__ import annotations
 

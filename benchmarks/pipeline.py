@@ -1,0 +1,121 @@
+"""Does pipelining pay? Throughput of `PoseEstimator.stream` against the same frames run one by one.
+
+Sequential: preprocess, infer, decode one frame after another (the sum of the stages).
+Pipelined: the same work with capture, inference (preprocess + infer) and decoding in three
+threads; its throughput should approach 1 / (slowest stage). Frames come from a video, or from a
+generated 640x480 clip held in memory (the default, so the source costs nothing); the model
+defaults to the random-init ONNX that `bkpose-export --random-init --out engines/` writes.
+
+    python -m benchmarks.pipeline [--model PATH] [--video PATH] [--frames N] [--threads N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from benchmarks.common import REPO_ROOT, RESULTS_DIR, environment, time_stats, write_json
+from edge.pipeline import PoseEstimator
+from edge.sources import ListSource
+
+STAGES = ("read", "preprocess", "infer", "decode")
+
+
+def synthetic_clip(count: int, width: int = 640, height: int = 480) -> List[np.ndarray]:
+    base = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return [np.roll(base, 4 * i, axis=1) for i in range(count)]
+
+
+def load_clip(path: str, count: int) -> List[np.ndarray]:
+    """`count` frames of a video, looping short clips."""
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    frames: List[np.ndarray] = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            if not frames:
+                raise SystemExit(f"{path}: no frames")
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        frames.append(frame)
+    return frames
+
+
+def run_sequential(estimator: PoseEstimator, frames: List[np.ndarray]) -> Dict[str, Any]:
+    buffer = np.zeros_like(estimator.host_input)
+    per_stage: Dict[str, List[float]] = {"preprocess": [], "infer": [], "decode": []}
+    start = time.perf_counter()
+    for frame in frames:
+        heatmaps, lb, timings = estimator.run_model(frame, buffer)
+        t = time.perf_counter()
+        estimator.decoder.decode(heatmaps, lb)
+        per_stage["decode"].append(time.perf_counter() - t)
+        per_stage["preprocess"].append(timings["preprocess"] / 1e3)
+        per_stage["infer"].append(timings["infer"] / 1e3)
+    seconds = time.perf_counter() - start
+    return {"fps": len(frames) / seconds, "stages": {k: time_stats(v) for k, v in per_stage.items()}}
+
+
+def run_pipelined(estimator: PoseEstimator, frames: List[np.ndarray]) -> Dict[str, Any]:
+    per_stage: Dict[str, List[float]] = {s: [] for s in STAGES}
+    start = time.perf_counter()
+    count = 0
+    for result in estimator.stream(ListSource(frames), policy="all"):
+        count += 1
+        for stage in STAGES:
+            if stage in result.timings_ms:
+                per_stage[stage].append(result.timings_ms[stage] / 1e3)
+    seconds = time.perf_counter() - start
+    stages = {k: time_stats(v) for k, v in per_stage.items()}
+    # one thread each: capture (read), inference (preprocess + infer), decode
+    slowest = max(
+        stages["read"]["median"],
+        stages["preprocess"]["median"] + stages["infer"]["median"],
+        stages["decode"]["median"],
+    )
+    fps = count / seconds
+    bound = 1e3 / slowest
+    return {"fps": fps, "stages": stages, "bound_fps": bound, "fraction_of_bound": fps / bound}
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(REPO_ROOT / "engines" / "bkpose-random-s0.fp32.onnx"))
+    p.add_argument("--video", help="video file (default: a generated clip in memory)")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (0: its default)")
+    p.add_argument("--json", default=str(RESULTS_DIR / "pipeline.json"))
+    args = p.parse_args(argv)
+    frames = load_clip(args.video, args.frames) if args.video else synthetic_clip(args.frames)
+    with PoseEstimator(args.model, device="auto", threads=args.threads) as estimator:
+        warm = estimator.warmup()
+        sequential = run_sequential(estimator, frames)
+        pipelined = run_pipelined(estimator, frames)
+        backend = f"{estimator.backend.name} {estimator.info.precision}"
+    h, w = frames[0].shape[:2]
+    print(f"{len(frames)} frames {w}x{h}, {backend}; median ms per stage")
+    print(f"{'mode':<11} {'FPS':>7} {'preproc':>8} {'infer':>8} {'decode':>8}")
+    for name, run in (("sequential", sequential), ("pipelined", pipelined)):
+        st = run["stages"]
+        times = (
+            f"{st['preprocess']['median']:>8.2f} {st['infer']['median']:>8.2f} {st['decode']['median']:>8.2f}"
+        )
+        print(f"{name:<11} {run['fps']:>7.1f} {times}")
+    ratio = pipelined["fps"] / sequential["fps"]
+    print(f"pipelined / sequential: {ratio:.2f}x; pipelined reaches {pipelined['fraction_of_bound']:.0%} "
+          f"of 1/slowest stage ({pipelined['bound_fps']:.1f} FPS)")  # fmt: skip
+    payload = {
+        "benchmark": "pipeline", "environment": environment(), "frames": len(frames), "size": [w, h],
+        "model": args.model, "warmup_s": warm, "sequential": sequential, "pipelined": pipelined,
+    }  # fmt: skip
+    print(f"JSON: {write_json(args.json, payload)}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

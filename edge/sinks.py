@@ -1,0 +1,142 @@
+"""Where results go: JSON Lines, an annotated video or images, COCO results JSON.
+
+JSON Lines: one object per frame, written and flushed as the frame completes, so a crash or a
+kill loses at most the frame being written. Schema: `edge/schemas/result_line.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from edge.errors import BKPoseError
+from edge.files import save_json
+from edge.layout import COCO_SKELETON
+from edge.pipeline import Result
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "result_line.json")
+
+
+class SinkError(BKPoseError):
+    """An output cannot be written (folder missing, disk full, codec unavailable)."""
+
+
+def result_record(result: Result) -> Dict[str, Any]:
+    people = []
+    for keypoints, score in zip(result.poses.keypoints, result.poses.scores):
+        points = [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in keypoints]
+        people.append({"keypoints": points, "score": round(float(score), 4)})
+    record: Dict[str, Any] = {
+        "frame": result.index,
+        "timestamp": round(result.timestamp, 6),
+        "source_size": list(result.source_size),
+        "people": people,
+        "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
+        "counters": result.counters,
+    }
+    if result.skipped:
+        record["skipped"] = result.skipped
+    if result.converted:
+        record["converted"] = result.converted
+    if result.name:
+        record["name"] = result.name
+    return record
+
+
+class JsonlSink:
+    """One JSON line per frame, flushed per frame (and fsync'd when `durable`)."""
+
+    def __init__(self, path: str, durable: bool = False) -> None:
+        self.path, self.durable = path, durable
+        try:
+            self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as err:
+            raise SinkError(f"{path}: cannot write JSON Lines ({err.strerror or err})") from None
+
+    def write(self, result: Result) -> None:
+        line = json.dumps(result_record(result), separators=(",", ":")) + "\n"
+        try:
+            self.file.write(line)
+            self.file.flush()
+            if self.durable:
+                os.fsync(self.file.fileno())
+        except OSError as err:
+            raise SinkError(
+                f"{self.path}: writing failed ({err.strerror or err}); is the disk full?"
+            ) from None
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def draw_poses(image: np.ndarray, result: Result, min_score: float = 0.0) -> np.ndarray:
+    """Skeletons (COCO-17 edges) and keypoints drawn on a copy of the frame."""
+    import cv2
+
+    canvas = image.copy()
+    scale = max(1, int(round(max(canvas.shape[:2]) / 640)))
+    for person, keypoints in enumerate(result.poses.keypoints):
+        color = tuple(int(c) for c in np.random.default_rng(person).integers(64, 256, 3))
+        found = keypoints[:, 2] > min_score
+        for a, b in COCO_SKELETON:
+            if found[a] and found[b]:
+                pa = (int(round(keypoints[a, 0])), int(round(keypoints[a, 1])))
+                pb = (int(round(keypoints[b, 0])), int(round(keypoints[b, 1])))
+                cv2.line(canvas, pa, pb, color, 2 * scale, cv2.LINE_AA)
+        for x, y, _ in keypoints[found]:
+            cv2.circle(canvas, (int(round(x)), int(round(y))), 3 * scale, (255, 255, 255), -1, cv2.LINE_AA)
+    return canvas
+
+
+class VideoSink:
+    """Annotated frames into a video file (mp4v) sized by the first frame."""
+
+    def __init__(self, path: str, fps: float = 30.0) -> None:
+        self.path, self.fps = path, fps
+        self.writer: Any = None
+        self.size: Optional[tuple] = None
+
+    def write(self, result: Result) -> None:
+        import cv2
+
+        if result.image is None:
+            return
+        frame = draw_poses(result.image, result)
+        if self.writer is None:
+            self.size = (frame.shape[1], frame.shape[0])
+            self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
+            if not self.writer.isOpened():
+                raise SinkError(f"{self.path}: OpenCV cannot open a video writer (codec or folder missing?)")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size)
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+class CocoSink:
+    """COCO keypoint results JSON for an image set (score with pycocotools)."""
+
+    def __init__(self, path: str, image_ids: Optional[Dict[str, int]] = None) -> None:
+        self.path, self.image_ids = path, image_ids or {}
+        self.results: List[Dict[str, Any]] = []
+
+    def image_id(self, result: Result) -> int:
+        if result.name in self.image_ids:
+            return self.image_ids[result.name]
+        stem = os.path.splitext(result.name)[0]
+        return int(stem) if stem.isdigit() else result.index
+
+    def write(self, result: Result) -> None:
+        self.results.extend(result.poses.to_coco_results(self.image_id(result)))
+
+    def close(self) -> None:
+        try:
+            save_json(self.results, self.path)
+        except OSError as err:
+            raise SinkError(f"{self.path}: cannot write COCO results ({err.strerror or err})") from None

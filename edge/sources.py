@@ -1,0 +1,302 @@
+"""Where frames come from: image files, folders and globs, video files, cameras and streams.
+
+`open_source(spec)` understands:
+  * an image file, a folder of images, or a glob (`photos/*.jpg`)        finite, known length
+  * a video file (.mp4, .avi, .mkv, .mov, ...)                             finite, known length
+  * a USB camera: `0`, `1`, ... or `/dev/videoN`                           live
+  * a Jetson CSI camera: `csi://0` (nvarguscamerasrc GStreamer pipeline)   live
+  * an RTSP or HTTP stream: `rtsp://...`                                   live
+  * a raw GStreamer pipeline: any string containing ` ! `                  live
+Every source yields `Frame`s with a running index and a capture timestamp. A live source that
+fails or disconnects is reopened with exponential back-off; reopenings and the time without
+frames are counted and logged. A file source skips frames it cannot decode and counts them.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from edge.errors import BKPoseError
+
+log = logging.getLogger("bkpose.sources")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+
+
+class SourceError(BKPoseError):
+    """A source cannot be opened (missing file, no camera, OpenCV without GStreamer...)."""
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source, from 0
+    image: Optional[np.ndarray]  # None when the frame could not be read
+    timestamp: float  # time.time() at capture
+    name: str = ""  # file name for image sources (used as COCO image id source)
+    error: str = ""  # why `image` is None
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0
+    unreadable: int = 0  # frames a file source could not decode (skipped, counted)
+    reopens: int = 0  # live source reopened after a failure
+    gap_seconds: float = 0.0  # time without frames while reopening
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"frames": self.frames, "unreadable": self.unreadable, "reopens": self.reopens,
+                "gap_seconds": round(self.gap_seconds, 3)}  # fmt: skip
+
+
+class Source:
+    """Base class: iterate for frames; `live` sources run until closed; `length` if known."""
+
+    live = False
+    length: Optional[int] = None
+    description = "source"
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+        self._closed = threading.Event()
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ImageSource(Source):
+    """Image files in order; an unreadable file becomes a frame with `error` set."""
+
+    def __init__(self, files: List[str], description: str = "images") -> None:
+        super().__init__()
+        if not files:
+            raise SourceError(f"{description}: no image files found")
+        self.files = files
+        self.length = len(files)
+        self.description = description
+
+    def frames(self) -> Iterator[Frame]:
+        import cv2
+
+        for index, path in enumerate(self.files):
+            if self._closed.is_set():
+                return
+            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            self.stats.frames += 1
+            error = "" if image is not None else f"{path}: unreadable image"
+            if image is None:
+                self.stats.unreadable += 1
+            yield Frame(index, image, time.time(), name=os.path.basename(path), error=error)
+
+
+class VideoSource(Source):
+    """A video file through OpenCV; undecodable frames are skipped and counted."""
+
+    MAX_CONSECUTIVE_FAILURES = 25
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        import cv2
+
+        self.path = path
+        self.description = path
+        capture = cv2.VideoCapture(path)
+        if not capture.isOpened():
+            raise SourceError(f"{path}: OpenCV cannot open this video")
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.length = count if count > 0 else None
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
+        capture.release()
+
+    def frames(self) -> Iterator[Frame]:
+        import cv2
+
+        capture = cv2.VideoCapture(self.path)
+        index, failures = 0, 0
+        try:
+            while not self._closed.is_set():
+                ok, image = capture.read()
+                if ok and image is not None:
+                    failures = 0
+                    self.stats.frames += 1
+                    yield Frame(index, image, time.time())
+                    index += 1
+                    continue
+                position = int(capture.get(cv2.CAP_PROP_POS_FRAMES))
+                if (
+                    self.length is None
+                    or position >= self.length
+                    or failures >= self.MAX_CONSECUTIVE_FAILURES
+                ):
+                    return
+                failures += 1  # a corrupt frame in the middle: skip it
+                self.stats.unreadable += 1
+                capture.set(cv2.CAP_PROP_POS_FRAMES, position + 1)
+        finally:
+            capture.release()
+
+
+class LiveSource(Source):
+    """A camera or stream: `opener()` returns an object with `read() -> (ok, image)` and `release()`.
+
+    When reading fails the capture is released and reopened after 0.5 s, 1 s, 2 s ... (at most
+    `max_backoff`), until it delivers again or the source is closed; each reopening is counted
+    and the seconds without frames are added to `stats.gap_seconds`.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        opener: Callable[[], Any],
+        description: str,
+        max_backoff: float = 8.0,
+        first_backoff: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.opener, self.description = opener, description
+        self.max_backoff, self.first_backoff = max_backoff, first_backoff
+        self.fps = 30.0
+
+    def _open(self) -> Any:
+        capture = self.opener()
+        if capture is None or (hasattr(capture, "isOpened") and not capture.isOpened()):
+            return None
+        return capture
+
+    def frames(self) -> Iterator[Frame]:
+        capture = self._open()
+        if capture is None:
+            raise SourceError(
+                f"{self.description}: cannot open (is it connected, and not used by another program?)"
+            )
+        index = 0
+        try:
+            while not self._closed.is_set():
+                ok, image = capture.read()
+                if ok and image is not None:
+                    self.stats.frames += 1
+                    yield Frame(index, image, time.time())
+                    index += 1
+                    continue
+                capture.release()
+                capture = self._reopen()
+                if capture is None:
+                    return
+        finally:
+            if capture is not None:
+                capture.release()
+
+    def _reopen(self) -> Any:
+        lost = time.perf_counter()
+        delay = self.first_backoff
+        log.warning("%s: no frame; reopening", self.description)
+        while not self._closed.wait(delay):
+            capture = self._open()
+            if capture is not None:
+                self.stats.reopens += 1
+                self.stats.gap_seconds += time.perf_counter() - lost
+                log.warning("%s: reopened after %.1f s", self.description, time.perf_counter() - lost)
+                return capture
+            delay = min(delay * 2, self.max_backoff)
+        return None
+
+
+def gstreamer_available() -> bool:
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
+
+
+def csi_pipeline(sensor: int = 0, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """nvarguscamerasrc (ISP) -> nvvidconv (VIC scale/convert) -> BGR appsink, for OpenCV."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={width}, height={height}, "
+        f"framerate={fps}/1, format=NV12 ! nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! "
+        "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+def _capture(target: Any, api: Optional[int] = None) -> Callable[[], Any]:
+    def opener() -> Any:
+        import cv2
+
+        return cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
+
+    return opener
+
+
+def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) -> Source:
+    """The source `spec` names (see the module docstring)."""
+    import cv2
+
+    text = str(spec).strip()
+    if text.isdigit() or text.startswith("/dev/video"):
+        index = int(text) if text.isdigit() else text
+        return LiveSource(_capture(index), f"camera {text}")
+    if text.startswith("csi://"):
+        if not gstreamer_available():
+            raise SourceError(
+                f"{text}: a CSI camera needs OpenCV built with GStreamer, and this one is not "
+                "(on Jetson use apt's python3-opencv, not the pip wheel)"
+            )
+        pipeline = csi_pipeline(int(text[6:] or 0), width, height, fps)
+        return LiveSource(_capture(pipeline, cv2.CAP_GSTREAMER), f"CSI camera {text}")
+    if " ! " in text:
+        if not gstreamer_available():
+            raise SourceError("a GStreamer pipeline needs OpenCV built with GStreamer, and this one is not")
+        return LiveSource(_capture(text, cv2.CAP_GSTREAMER), "GStreamer pipeline")
+    if "://" in text:
+        return LiveSource(_capture(text), text)
+    if os.path.isdir(text):
+        files = sorted(f for f in glob.glob(os.path.join(text, "*")) if f.lower().endswith(IMAGE_SUFFIXES))
+        return ImageSource(files, text)
+    if any(ch in text for ch in "*?["):
+        files = sorted(f for f in glob.glob(text) if f.lower().endswith(IMAGE_SUFFIXES))
+        return ImageSource(files, text)
+    if not os.path.exists(text):
+        raise SourceError(f"{text}: no such file, folder, camera or stream")
+    if text.lower().endswith(IMAGE_SUFFIXES):
+        return ImageSource([text], text)
+    return VideoSource(text)
+
+
+class ListSource(Source):
+    """Frames from memory (tests, applications that already hold images); `live` as given."""
+
+    def __init__(self, images: List[Any], live: bool = False) -> None:
+        super().__init__()
+        self.images = list(images)
+        self.length = len(self.images)
+        self.live = live
+        self.description = "frames in memory"
+
+    def frames(self) -> Iterator[Frame]:
+        for index, image in enumerate(self.images):
+            if self._closed.is_set():
+                return
+            self.stats.frames += 1
+            yield Frame(index, image, time.time())
