@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, RESULTS_DIR, environment, time_stats, write_json
+from benchmarks.common import RESULTS_DIR, environment, time_stats, write_json
 from edge.backends import open_backend
 
 
@@ -63,9 +63,7 @@ def measure(path: str, device: str, iterations: int, warmup: int, threads: int) 
 
 
 def default_models() -> List[str]:
-    found = glob.glob(str(REPO_ROOT / "engines" / "*.onnx")) + glob.glob(
-        str(REPO_ROOT / "engines" / "*.engine")
-    )
+    found = glob.glob(os.path.join("engines", "*.onnx")) + glob.glob(os.path.join("engines", "*.engine"))
     return sorted(found)
 
 

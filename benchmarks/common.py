@@ -16,7 +16,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEV538_ANNOTATIONS = SHARED_DATA / "coco_val2017_person_keypoints_dev538.json"
-RESULTS_DIR = REPO_ROOT / "results"
+RESULTS_DIR = Path("results")  # relative to where a benchmark is run (the repository root)
 # 80 real people (official COCO val2017 keypoints, CC BY 4.0), shipped so benchmarks that need
 # poses, not pictures, also run where ../shared/data is absent.
 BUNDLED_PEOPLE = Path(__file__).resolve().parent / "data" / "coco_val2017_people80.json"

@@ -12,12 +12,13 @@ defaults to the random-init ONNX that `bkpose-export --random-init --out engines
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, RESULTS_DIR, environment, time_stats, write_json
+from benchmarks.common import RESULTS_DIR, environment, time_stats, write_json
 from edge.pipeline import PoseEstimator
 from edge.sources import ListSource
 
@@ -85,7 +86,7 @@ def run_pipelined(estimator: PoseEstimator, frames: List[np.ndarray]) -> Dict[st
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(REPO_ROOT / "engines" / "bkpose-random-s0.fp32.onnx"))
+    p.add_argument("--model", default=os.path.join("engines", "bkpose-random-s0.fp32.onnx"))
     p.add_argument("--video", help="video file (default: a generated clip in memory)")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (0: its default)")

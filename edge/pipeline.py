@@ -314,6 +314,7 @@ class _Runner:
                 t0 = time.perf_counter()
                 poses = decoder.decode(heatmaps, lb)
                 timings["decode"] = (time.perf_counter() - t0) * 1e3
+                timings.update(decoder.last_timings)
                 timings["latency"] = (time.time() - frame.timestamp) * 1e3
                 height, width = image.shape[:2]
                 result = Result(frame.index, frame.timestamp, (width, height), poses, timings,

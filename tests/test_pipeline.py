@@ -94,6 +94,8 @@ def test_latest_policy_drops_stale_frames_and_counts_them(model):
     real_decode = est.decoder.decode
 
     class SlowDecoder:
+        last_timings = {}
+
         def __init__(self, *args, **kwargs):
             pass
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class Decoder:
     def __init__(self, layout: Layout = BKPOSE_LAYOUT, **params) -> None:
         self.layout = layout
         self.params = DecoderParams(**params)
+        self.last_timings: Dict[str, float] = {}  # ms of the last decode: peaks, grouping
         p = self.params
         self._limbs = np.asarray(layout.limbs, np.int32)
         self._to_coco = np.asarray(layout.to_coco, np.int32)
@@ -111,6 +112,8 @@ class Decoder:
 
     # ------------------------------------------------------------------ decoding
     def decode(self, heatmaps: np.ndarray, lb: Letterbox) -> Poses:
+        """People in one frame's heatmaps; `last_timings` then holds the peak and grouping ms."""
+        start = time.perf_counter()
         maps = self._as_float32_maps(heatmaps)
         self._check_geometry(maps, lb)
         p, lay = self.params, self.layout
@@ -124,6 +127,7 @@ class Decoder:
             maps, lay.keypoint_start, p.peak_threshold, self._refine, self._peaks, self._counts, self._dropped
         )
         counters.peaks_dropped = int(self._dropped.sum())
+        peaks_done = time.perf_counter()
         ax, bx, ay, by = lb.heatmap_to_image_affine(lay.stride)
         self._connect_limbs(
             maps, lay.limb_start, self._limbs, self._peaks, self._counts, ax, ay, float(lb.src_h),
@@ -138,7 +142,10 @@ class Decoder:
             self._peaks, self._pid, self._pf, self._pcnt, n, self._to_coco, p.min_parts, p.min_mean_score,
             ax, bx, ay, by, self._kps, self._scores,
         )  # fmt: skip
-        return Poses(self._kps[:kept].copy(), self._scores[:kept].copy(), counters)
+        poses = Poses(self._kps[:kept].copy(), self._scores[:kept].copy(), counters)
+        done = time.perf_counter()
+        self.last_timings = {"peaks": (peaks_done - start) * 1e3, "grouping": (done - peaks_done) * 1e3}
+        return poses
 
     def warmup(self) -> float:
         """Compile (or load from the on-disk cache) every jitted function; returns the seconds taken."""

@@ -1,0 +1,197 @@
+"""bkpose-bench: arithmetic, the JSON contract, device stamps (captured Jetson trees), compare, accuracy."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+jsonschema = pytest.importorskip("jsonschema")
+
+from benchmarks import bench  # noqa: E402
+from benchmarks import device_stamp as ds  # noqa: E402
+from benchmarks.common import time_stats  # noqa: E402
+
+SCHEMA = json.loads(Path(bench.SCHEMA).read_text())
+TEGRASTATS = (
+    "RAM 2448/31919MB (lfb 6914x4MB) SWAP 0/15959MB (cached 0MB) "
+    "CPU [1%@1190,0%@1190,3%@2265,0%@2265,off,off,off,off] EMC_FREQ 7%@2133 GR3D_FREQ 62%@[1377] "
+    "VIC_FREQ 729 APE 150 AUX@30.5C CPU@31.5C thermal@30.85C AO@31C GPU@30.5C PMIC@50C"
+)
+
+
+def test_percentiles_and_throughput_arithmetic():
+    stats = time_stats([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert stats["min"] == pytest.approx(1.0) and stats["max"] == pytest.approx(100.0)
+    assert stats["median"] == pytest.approx(50.5) and stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01) and stats["mean"] == pytest.approx(50.5)
+    summary = bench.summarise({"infer": [10.0, 20.0, 30.0]})
+    assert summary["infer"]["median"] == pytest.approx(20.0)
+    rows = bench.crowd_table([0, 0, 2, 4, 30], [1.0, 3.0, 2.0, 5.0, 9.0])
+    assert [(r["people"], r["frames"]) for r in rows] == [("0", 2), ("1-2", 1), ("3-5", 1), ("21+", 1)]
+    assert rows[0]["decode_ms"]["median"] == pytest.approx(2.0)
+    budget = bench.Budget(frames=5, duration=None)
+    assert budget.more(4) and not budget.more(5)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """`bkpose-bench --frames 20` with engines/ pointed at an empty folder: the model is made on first use."""
+    engines = tmp_path_factory.mktemp("engines")
+    out = tmp_path_factory.mktemp("out") / "bench.json"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(bench, "ENGINES", engines)
+    patch.setattr(bench, "DEFAULT_ONNX", engines / "bkpose-random-s0.fp32.onnx")
+    try:
+        code = bench.main(["--frames", "20", "--warmup", "0.2", "--threads", "1", "--json", str(out)])
+    finally:
+        patch.undo()
+    return code, json.loads(out.read_text()), out
+
+
+def test_default_run_produces_every_field(default_run):
+    code, result, _ = default_run
+    assert code == 0
+    jsonschema.validate(result, SCHEMA)
+    (run,) = result["runs"]
+    assert run["frames"] == 20 and run["fps"] > 0 and run["mode"] == "pipelined"
+    assert run["backend"]["backend"] == "onnxruntime" and run["precision"] == "fp32"
+    for stage in ("read", "preprocess", "infer", "peaks", "grouping", "total"):
+        st = run["stages_ms"][stage]
+        assert st["min"] <= st["median"] <= st["p90"] <= st["p99"] <= st["max"]
+    assert run["one_off_s"]["model_load"] > 0 and "decoder_compile_s" in run["one_off_s"]
+    assert 0 < run["fraction_of_bound"] <= 1.5
+    assert sum(r["frames"] for r in run["decode_by_crowd"]) == 20
+    assert run["memory"]["host_rss_mib"] > 0 and run["memory"]["gpu"] is None
+    assert set(result["includes"]) >= {"read", "preprocess", "infer", "peaks", "grouping", "total"}
+
+
+def test_sequential_mode_and_precision_sweep(default_run, tmp_path):
+    _, result, _ = default_run
+    model = result["runs"][0]["model"]
+    out = tmp_path / "seq.json"
+    code = bench.main(["--model", model, "--mode", "sequential", "--frames", "5", "--warmup", "0",
+                       "--precision", "fp32,int8", "--threads", "1", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert [r["precision"] for r in data["runs"]] == ["fp32"]  # no int8 file next to it: skipped, said so
+    assert data["runs"][0]["mode"] == "sequential" and data["runs"][0]["frames"] == 5
+
+
+def test_device_stamp_off_jetson_marks_unknowns(default_run):
+    _, result, _ = default_run
+    stamp = result["device"]
+    assert stamp["jetson"] is False
+    assert (
+        stamp["l4t"] == "unknown" and stamp["nvpmodel"] == "unknown" and stamp["jetson_clocks"] == "unknown"
+    )
+    assert stamp["cpu_cores"] >= 1 and stamp["cpu_model"]
+    assert stamp["versions"]["numpy"] == np.__version__
+
+
+def _write(root, path, text):
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
+@pytest.fixture
+def xavier_tree(tmp_path):
+    """A captured AGX Xavier sysfs/etc tree (JetPack 5.1.2, MODE_30W_ALL, GPU below its maximum)."""
+    _write(
+        tmp_path, "etc/nv_tegra_release", "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref\n"
+    )
+    _write(tmp_path, "proc/device-tree/model", "Jetson-AGX\x00")
+    _write(tmp_path, "var/lib/nvpmodel/status", "pmode:0003 fmode:quiet\n")
+    for cpu in range(2):
+        base = f"sys/devices/system/cpu/cpu{cpu}/cpufreq/"
+        _write(tmp_path, base + "scaling_cur_freq", "1200000\n")
+        _write(tmp_path, base + "scaling_max_freq", "1200000\n")
+        _write(tmp_path, base + "cpuinfo_max_freq", "2265600\n")
+    gpu = "sys/devices/gpu.0/devfreq/17000000.gv11b/"
+    _write(tmp_path, gpu + "cur_freq", "905250000\n")
+    _write(tmp_path, gpu + "max_freq", "905250000\n")
+    _write(tmp_path, gpu + "min_freq", "114750000\n")
+    _write(tmp_path, gpu + "available_frequencies", "114750000 216750000 905250000 1377000000\n")
+    for i, (name, temp) in enumerate(
+        (("CPU-therm", "41500"), ("GPU-therm", "40000"), ("Tdiode_tegra", "-256000"))
+    ):
+        _write(tmp_path, f"sys/devices/virtual/thermal/thermal_zone{i}/type", name + "\n")
+        _write(tmp_path, f"sys/devices/virtual/thermal/thermal_zone{i}/temp", temp + "\n")
+    return tmp_path
+
+
+def test_jetson_readers_on_a_captured_tree(xavier_tree):
+    assert ds.is_jetson(str(xavier_tree))
+    assert ds.l4t_release(str(xavier_tree)) == "35.4.1"
+    assert ds.nvpmodel_mode(str(xavier_tree)) == "mode 3"
+    state = ds.jetson_state(str(xavier_tree))
+    assert state["gpu"] == {
+        "cur_hz": 905250000,
+        "max_hz": 905250000,
+        "hw_max_hz": 1377000000,
+        "min_hz": 114750000,
+    }
+    assert [c["cur_khz"] for c in state["cpu"]] == [1200000, 1200000]
+    assert state["temps_c"] == {"CPU-therm": 41.5, "GPU-therm": 40.0}  # the -256 C sentinel is dropped
+    warnings = ds.clock_warnings(state)
+    assert any("GPU at 905 MHz of 1377" in w and "jetson_clocks" in w for w in warnings)
+    assert any("CPU core" in w for w in warnings)
+    stamp = ds.finish_stamp(ds.device_stamp(str(xavier_tree)), str(xavier_tree))
+    assert stamp["jetson"] and stamp["board"] == "Jetson-AGX" and stamp["jetson_clocks"] == "not at max"
+    assert stamp["throttled"] is False
+    (xavier_tree / "sys/devices/gpu.0/devfreq/17000000.gv11b/cur_freq").write_text("675750000\n")
+    end = ds.jetson_state(str(xavier_tree))
+    assert ds.throttled(stamp["state_start"], end)
+
+
+def test_nvpmodel_and_tegrastats_parsers():
+    assert ds.parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: MAXN\n0\n") == "MAXN (0)"
+    assert ds.parse_nvpmodel("garbage") == "unknown"
+    t = ds.parse_tegrastats(TEGRASTATS)
+    assert t["ram_mb"] == [2448, 31919]
+    assert t["cpu"][:3] == [{"load": 1, "mhz": 1190}, {"load": 0, "mhz": 1190}, {"load": 3, "mhz": 2265}]
+    assert t["cpu"][4] is None  # an offline core
+    assert (t["emc_load"], t["emc_mhz"], t["gpu_load"], t["gpu_mhz"]) == (7, 2133, 62, 1377)
+    assert t["temps"]["GPU"] == 30.5 and t["temps"]["PMIC"] == 50.0
+
+
+def test_compare_two_saved_results(default_run, tmp_path, capsys):
+    _, result, path = default_run
+    faster = json.loads(json.dumps(result))
+    faster["runs"][0]["fps"] *= 2
+    other = tmp_path / "b.json"
+    other.write_text(json.dumps(faster))
+    capsys.readouterr()
+    assert bench.main(["--compare", str(path), str(other)]) == 0
+    out = capsys.readouterr().out
+    fps_line = next(line for line in out.splitlines() if line.startswith("FPS"))
+    assert fps_line.split()[-1] == "2.00"
+    assert "infer median ms" in out and "1.00" in out
+
+
+@pytest.fixture(scope="module")
+def two_precisions(tmp_path_factory):
+    from export import cli
+
+    out = tmp_path_factory.mktemp("acc")
+    cli.run(cli.parse_args(["--random-init", "--seed", "3", "--out", str(out), "--quiet"]))
+    return str(out / "bkpose-random-s3.fp32.onnx")
+
+
+def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_data, tmp_path):
+    mini = shared_data / "images" / "coco_train2017_mini"
+    args = ["--model", two_precisions, "--accuracy", "--annotations", str(mini / "person_keypoints.json"),
+            "--images", str(mini), "--precision", "fp32,fp16", "--threads", "1"]  # fmt: skip
+    code = bench.main([*args, "--max-ap-drop", "1.0", "--json", str(tmp_path / "acc.json")])
+    assert code == 0
+    data = json.loads((tmp_path / "acc.json").read_text())
+    jsonschema.validate(data, SCHEMA)
+    acc = data["accuracy"]
+    assert acc["images"] == 28 and acc["reference"] == "fp32"
+    assert set(acc["by_precision"]) == {"fp32", "fp16"}
+    assert acc["by_precision"]["fp32"]["ap_drop"] == 0.0
+    assert acc["by_precision"]["fp16"]["agreement_with_fp32"]["reference_people"] >= 0
+    assert bench.main([*args, "--max-ap-drop", "-1", "--json", str(tmp_path / "gate.json")]) == 1
