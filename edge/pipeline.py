@@ -123,22 +123,28 @@ class PoseEstimator:
         backend = self.backend
         t0 = time.perf_counter()
         if hasattr(backend, "enqueue"):  # TensorRT: kernel -> engine -> pinned output, one stream
+            stream = backend.stream
             with backend.device.active():
-                lb = self.preprocessor(image, backend.input_ptr, backend.stream)
+                backend.start.record(stream)
+                lb = self.preprocessor(image, backend.input_ptr, stream)
+                backend.after_upload.record(stream)
                 t1 = time.perf_counter()
-                backend.enqueue(backend.stream)
-                host = backend.download(backend.stream)
-                backend.stream.synchronize()
+                backend.enqueue(stream)
+                backend.after_infer.record(stream)
+                host = backend.download(stream)
+                backend.end.record(stream)
+                stream.synchronize()
                 heatmaps = np.array(host[0])  # the pinned buffer is reused by the next frame
+                gpu = backend.stage_times()
+            timings = {"preprocess_gpu": gpu["upload_gpu_ms"], "infer_gpu": gpu["infer_gpu_ms"],
+                       "download_gpu": gpu["download_gpu_ms"]}  # fmt: skip
         else:
             _, lb = self.preprocessor(image, host_input)
             t1 = time.perf_counter()
             heatmaps = backend.infer(host_input)[0]
+            timings = {}
         t2 = time.perf_counter()
-        timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}
-        for key, value in backend.last_timings.items():
-            if key.endswith("_gpu_ms"):
-                timings[key[:-3]] = value
+        timings.update(preprocess=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3)
         return heatmaps, lb, timings
 
     # ------------------------------------------------------------------ one frame
