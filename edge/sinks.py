@@ -47,12 +47,16 @@ def result_record(result: Result) -> Dict[str, Any]:
 
 
 class JsonlSink:
-    """One JSON line per frame, flushed per frame (and fsync'd when `durable`)."""
+    """One JSON line per frame, flushed per frame (and fsync'd when `durable`).
+
+    The file is opened for appending, so a restarted service continues the same file and
+    logrotate's `copytruncate` works; delete the file first for a fresh one.
+    """
 
     def __init__(self, path: str, durable: bool = False) -> None:
         self.path, self.durable = path, durable
         try:
-            self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as err:
             raise SinkError(f"{path}: cannot write JSON Lines ({err.strerror or err})") from None
 
