@@ -51,11 +51,22 @@ class TensorRTBackend(Backend):
     ) -> None:
         super().__init__()
         require_tensorrt()
-        import tensorrt as trt
-
         self.path = path
         self.device = device or CudaDevice(0)
         self._owns_device = device is None
+        try:
+            self._open(path, batch)
+        except BaseException:
+            if self._owns_device:
+                self.device.close()  # release the context retained for a backend that never opened
+            raise
+        self._graph: Optional[Any] = None
+        self._want_graph = cuda_graph
+        self._ran_once = False
+
+    def _open(self, path: str, batch: int) -> None:
+        import tensorrt as trt
+
         cc = "{}.{}".format(*self.device.compute_capability)
         sidecar = read_sidecar(path)
         self.info = check_sidecar(sidecar, trt.__version__, self.device.name, cc, path)
@@ -75,9 +86,6 @@ class TensorRTBackend(Backend):
             self.start, self.after_upload, self.after_infer, self.end = (
                 self.device.event() for _ in range(4)
             )
-        self._graph: Optional[Any] = None
-        self._want_graph = cuda_graph
-        self._ran_once = False
 
     def _bind(self, batch: int) -> None:
         import tensorrt as trt
