@@ -241,17 +241,7 @@ def run_pipelined(
 ) -> Dict[str, Any]:
     from edge.sources import ListSource
 
-    class Endless(ListSource):
-        def frames(self_inner):  # type: ignore[no-untyped-def]
-            from edge.sources import Frame
-
-            for index, image in enumerate(frames):
-                if self_inner._closed.is_set():
-                    return
-                self_inner.stats.frames += 1
-                yield Frame(index, image, time.time())
-
-    source = Endless([], live=live)
+    source = ListSource(frames, live=live)
     samples: Dict[str, List[float]] = {s: [] for s in STAGES}
     people: List[int] = []
     decode_ms: List[float] = []
@@ -326,14 +316,20 @@ def bench_model(path: str, args: argparse.Namespace) -> Dict[str, Any]:
         "memory": {**memory(), "gpu": gpu_memory},
     }
     if args.mode == "pipelined" and stages:
-
-        def med(name: str) -> float:
-            return stages.get(name, {}).get("median", 0.0)
-
-        slowest = max(med("read"), med("preprocess") + med("infer"), med("peaks") + med("grouping"))
-        run["bound_fps"] = 1e3 / slowest if slowest > 0 else None
+        run["bound_fps"] = pipelined_bound(stages)
         run["fraction_of_bound"] = fps / run["bound_fps"] if run["bound_fps"] else None
     return run
+
+
+def pipelined_bound(stages: Dict[str, Dict[str, float]]) -> Optional[float]:
+    """1 / slowest pipeline thread, in FPS: capture (read), inference (preprocess + infer), decode
+    (peaks + grouping), from the stages' median ms."""
+
+    def med(name: str) -> float:
+        return stages.get(name, {}).get("median", 0.0)
+
+    slowest = max(med("read"), med("preprocess") + med("infer"), med("peaks") + med("grouping"))
+    return 1e3 / slowest if slowest > 0 else None
 
 
 # ---------------------------------------------------------------------------------------- output

@@ -2,7 +2,8 @@
 
 Sequential: preprocess, infer, decode one frame after another (the sum of the stages).
 Pipelined: the same work with capture, inference (preprocess + infer) and decoding in three
-threads; its throughput should approach 1 / (slowest stage). Frames come from a video, or from a
+threads; its throughput should approach 1 / (slowest stage). Both passes are bkpose-bench's own
+measurement loops (`benchmarks.bench`), run on the same frames. Frames come from a video, or from a
 generated 640x480 clip held in memory (the default, so the source costs nothing); the model
 defaults to the random-init ONNX that `bkpose-export --random-init --out engines/` writes.
 
@@ -13,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, environment, time_stats, write_json
+from benchmarks import bench
+from benchmarks.common import RESULTS_DIR, environment, write_json
 from edge.pipeline import PoseEstimator
-from edge.sources import ListSource
-
-STAGES = ("read", "preprocess", "infer", "decode")
 
 
 def synthetic_clip(count: int, width: int = 640, height: int = 480) -> List[np.ndarray]:
@@ -47,41 +45,19 @@ def load_clip(path: str, count: int) -> List[np.ndarray]:
     return frames
 
 
-def run_sequential(estimator: PoseEstimator, frames: List[np.ndarray]) -> Dict[str, Any]:
-    buffer = np.zeros_like(estimator.host_input)
-    per_stage: Dict[str, List[float]] = {"preprocess": [], "infer": [], "decode": []}
-    start = time.perf_counter()
-    for frame in frames:
-        heatmaps, lb, timings = estimator.run_model(frame, buffer)
-        t = time.perf_counter()
-        estimator.decoder.decode(heatmaps, lb)
-        per_stage["decode"].append(time.perf_counter() - t)
-        per_stage["preprocess"].append(timings["preprocess"] / 1e3)
-        per_stage["infer"].append(timings["infer"] / 1e3)
-    seconds = time.perf_counter() - start
-    return {"fps": len(frames) / seconds, "stages": {k: time_stats(v) for k, v in per_stage.items()}}
-
-
-def run_pipelined(estimator: PoseEstimator, frames: List[np.ndarray]) -> Dict[str, Any]:
-    per_stage: Dict[str, List[float]] = {s: [] for s in STAGES}
-    start = time.perf_counter()
-    count = 0
-    for result in estimator.stream(ListSource(frames), policy="all"):
-        count += 1
-        for stage in STAGES:
-            if stage in result.timings_ms:
-                per_stage[stage].append(result.timings_ms[stage] / 1e3)
-    seconds = time.perf_counter() - start
-    stages = {k: time_stats(v) for k, v in per_stage.items()}
-    # one thread each: capture (read), inference (preprocess + infer), decode
-    slowest = max(
-        stages["read"]["median"],
-        stages["preprocess"]["median"] + stages["infer"]["median"],
-        stages["decode"]["median"],
-    )
-    fps = count / seconds
-    bound = 1e3 / slowest
-    return {"fps": fps, "stages": stages, "bound_fps": bound, "fraction_of_bound": fps / bound}
+def measure(estimator: PoseEstimator, frames: List[np.ndarray], mode: str) -> Dict[str, Any]:
+    """One pass over `frames` with bkpose-bench's own sequential or pipelined loop."""
+    budget = bench.Budget(len(frames), None)
+    if mode == "sequential":
+        raw = bench.run_sequential(estimator, iter(frames), budget, 0.0)
+    else:
+        raw = bench.run_pipelined(estimator, iter(frames), budget, 0.0, live=False)
+    stages = bench.summarise(raw["samples"])
+    result = {"fps": raw["frames"] / raw["seconds"], "frames": raw["frames"], "stages": stages}
+    if mode == "pipelined":
+        result["bound_fps"] = bench.pipelined_bound(stages)
+        result["fraction_of_bound"] = result["fps"] / result["bound_fps"]
+    return result
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -95,18 +71,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     frames = load_clip(args.video, args.frames) if args.video else synthetic_clip(args.frames)
     with PoseEstimator(args.model, device="auto", threads=args.threads) as estimator:
         warm = estimator.warmup()
-        sequential = run_sequential(estimator, frames)
-        pipelined = run_pipelined(estimator, frames)
+        sequential = measure(estimator, frames, "sequential")
+        pipelined = measure(estimator, frames, "pipelined")
         backend = f"{estimator.backend.name} {estimator.info.precision}"
     h, w = frames[0].shape[:2]
     print(f"{len(frames)} frames {w}x{h}, {backend}; median ms per stage")
-    print(f"{'mode':<11} {'FPS':>7} {'preproc':>8} {'infer':>8} {'decode':>8}")
+    print(f"{'mode':<11} {'FPS':>7} {'preproc':>8} {'infer':>8} {'peaks':>8} {'grouping':>8}")
     for name, run in (("sequential", sequential), ("pipelined", pipelined)):
-        st = run["stages"]
-        times = (
-            f"{st['preprocess']['median']:>8.2f} {st['infer']['median']:>8.2f} {st['decode']['median']:>8.2f}"
+        medians = " ".join(
+            f"{run['stages'][k]['median']:>8.2f}" for k in ("preprocess", "infer", "peaks", "grouping")
         )
-        print(f"{name:<11} {run['fps']:>7.1f} {times}")
+        print(f"{name:<11} {run['fps']:>7.1f} {medians}")
     ratio = pipelined["fps"] / sequential["fps"]
     print(f"pipelined / sequential: {ratio:.2f}x; pipelined reaches {pipelined['fraction_of_bound']:.0%} "
           f"of 1/slowest stage ({pipelined['bound_fps']:.1f} FPS)")  # fmt: skip

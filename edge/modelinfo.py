@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Mapping, Tuple
 
 from edge.errors import LayoutError, ModelError
-from edge.geometry import ALIGNMENTS
+from edge.geometry import ALIGNMENTS, Letterbox, letterbox
 from edge.layout import BKPOSE_LAYOUT, METADATA_KEY, Layout
 
 INPUT_NAME = "image"
@@ -64,10 +64,9 @@ class ModelInfo:
         if not 0.0 <= self.pad_value <= 255.0:
             raise ModelError(f"pad value is a pixel value in [0, 255], found {self.pad_value}")
 
-    @property
-    def heatmap_size(self) -> Tuple[int, int]:
-        """(width, height) of the output maps."""
-        return self.input_width // self.layout.stride, self.input_height // self.layout.stride
+    def letterbox(self, width: int, height: int) -> Letterbox:
+        """Placement of a width x height frame in this model's input (size and alignment)."""
+        return letterbox(width, height, self.input_width, self.input_height, self.letterbox_align)
 
     def to_metadata(self) -> Dict[str, str]:
         """String key/value pairs for ONNX `metadata_props` and engine sidecars."""

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from edge.errors import FrameError
-from edge.geometry import Letterbox, letterbox
+from edge.geometry import Letterbox
 from edge.modelinfo import ModelInfo
 
 FRAME_FORMAT = "a BGR uint8 numpy array of shape (height, width, 3)"
@@ -128,14 +128,9 @@ class CpuPreprocessor:
         self._source, self._mul, self._add, self._pad = normalization_constants(self.info)
         self._tables: Optional[Tuple[Tuple[int, int], Letterbox, Tuple[np.ndarray, ...]]] = None
 
-    def letterbox_for(self, width: int, height: int) -> Letterbox:
-        return letterbox(
-            width, height, self.info.input_width, self.info.input_height, self.info.letterbox_align
-        )
-
     def _tables_for(self, width: int, height: int) -> Tuple[Letterbox, Tuple[np.ndarray, ...]]:
         if self._tables is None or self._tables[0] != (width, height):
-            lb = self.letterbox_for(width, height)
+            lb = self.info.letterbox(width, height)
             x0, wx = sample_positions(width, lb.resized_w)
             y0, wy = sample_positions(height, lb.resized_h)
             self._tables = ((width, height), lb, (x0, wx, y0, wy))
@@ -187,7 +182,7 @@ def cv2_reference(frame: np.ndarray, info: Optional[ModelInfo] = None) -> np.nda
 
     info = info or ModelInfo()
     frame = validate_frame(frame)
-    lb = letterbox(frame.shape[1], frame.shape[0], info.input_width, info.input_height, info.letterbox_align)
+    lb = info.letterbox(frame.shape[1], frame.shape[0])
     resized = cv2.resize(frame, (lb.resized_w, lb.resized_h), interpolation=cv2.INTER_LINEAR)
     source, mul, add, pad = normalization_constants(info)
     out = np.empty((1, 3, info.input_height, info.input_width), dtype=np.float32)

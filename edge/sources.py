@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sized
 
 import numpy as np
 
@@ -285,12 +285,13 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) 
 
 
 class ListSource(Source):
-    """Frames from memory (tests, applications that already hold images); `live` as given."""
+    """Frames from memory or any iterable of images (tests, applications, generators); `live` as
+    given. `length` is known when `images` has a length."""
 
-    def __init__(self, images: List[Any], live: bool = False) -> None:
+    def __init__(self, images: Iterable[Any], live: bool = False) -> None:
         super().__init__()
-        self.images = list(images)
-        self.length = len(self.images)
+        self.images = images
+        self.length = len(images) if isinstance(images, Sized) else None
         self.live = live
         self.description = "frames in memory"
 

@@ -12,22 +12,22 @@ from typing import Any, Dict, Sequence
 
 import numpy as np
 
+from edge.backends.ort import OrtBackend
 from edge.decode import Decoder
 from edge.decode.agreement import agreement
 from edge.modelinfo import ModelInfo
-from export.parity import errors, ort_session, worst
-from export.quantize import letterboxed_with_boxes
+from export.parity import errors, worst
+from export.quantize import letterboxed
 
 
 def int8_report(fp32_path: str, int8_path: str, files: Sequence[str], info: ModelInfo) -> Dict[str, Any]:
-    fp32, int8 = ort_session(fp32_path), ort_session(int8_path)
     decoder = Decoder(info.layout)
     heat, pairs = [], []
-    for tensor, lb in letterboxed_with_boxes(files, info):
-        a = fp32.run(None, {"image": tensor})[0]
-        b = int8.run(None, {"image": tensor})[0]
-        heat.append(errors(a, b))
-        pairs.append((decoder.decode(a[0], lb), decoder.decode(b[0], lb)))
+    with OrtBackend(fp32_path, device="cpu") as fp32, OrtBackend(int8_path, device="cpu") as int8:
+        for tensor, lb in letterboxed(files, info):
+            a, b = fp32.infer(tensor), int8.infer(tensor)
+            heat.append(errors(a, b))
+            pairs.append((decoder.decode(a[0], lb), decoder.decode(b[0], lb)))
     if not heat:
         raise ValueError("no report image could be decoded")
     summary = worst(heat)

@@ -14,7 +14,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge.modelinfo import INPUT_NAME, ModelInfo
+from edge.backends.ort import OrtBackend
+from edge.modelinfo import ModelInfo
 from edge.preprocess import CpuPreprocessor
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp")
@@ -103,15 +104,7 @@ def worst(results: Iterable[Dict[str, float]]) -> Dict[str, float]:
     }
 
 
-def ort_session(path: str, threads: int = 0):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: str, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
-    session = ort_session(path)
-    return [session.run(None, {INPUT_NAME: x})[0] for x in inputs]
+    """Outputs of an exported file in the runtime's own ONNX Runtime backend (CPU)."""
+    with OrtBackend(path, device="cpu") as backend:
+        return [backend.infer(x) for x in inputs]

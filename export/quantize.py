@@ -52,8 +52,9 @@ def calibration_files(folder: str, limit: Optional[int], force: bool) -> List[st
     return files
 
 
-def letterboxed_with_boxes(files: Sequence[str], info: ModelInfo) -> Iterator[Tuple[np.ndarray, Letterbox]]:
-    """Each file decoded with OpenCV and letterboxed by the runtime's CPU preprocessing."""
+def letterboxed(files: Sequence[str], info: ModelInfo) -> Iterator[Tuple[np.ndarray, Letterbox]]:
+    """(input tensor, letterbox) of each file, decoded with OpenCV and letterboxed by the runtime's
+    CPU preprocessing; undecodable files are skipped with a warning."""
     pre = CpuPreprocessor(info)
     for path in files:
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -62,11 +63,6 @@ def letterboxed_with_boxes(files: Sequence[str], info: ModelInfo) -> Iterator[Tu
             continue
         tensor, lb = pre(frame)
         yield tensor, lb
-
-
-def letterboxed(files: Sequence[str], info: ModelInfo) -> Iterator[np.ndarray]:
-    for tensor, _ in letterboxed_with_boxes(files, info):
-        yield tensor
 
 
 class FrameReader:
@@ -78,7 +74,7 @@ class FrameReader:
         self.rewind()
 
     def rewind(self) -> None:
-        self._frames = letterboxed(self.files, self.info)
+        self._frames = (tensor for tensor, _ in letterboxed(self.files, self.info))
 
     def get_next(self) -> Optional[dict]:
         chunk = []

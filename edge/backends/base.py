@@ -35,11 +35,6 @@ class Backend:
     def __init__(self) -> None:
         self.last_timings: Dict[str, float] = {}
 
-    @property
-    def batch_size(self) -> int:
-        first = self.input.shape[0]
-        return first if isinstance(first, int) else 1
-
     def check_input(self, array: np.ndarray) -> np.ndarray:
         """The input as a C-contiguous array of the model's dtype, or a ValueError naming the mismatch."""
         expected, shape = tuple(self.input.shape), tuple(array.shape)

@@ -93,11 +93,6 @@ class CudaDevice:
     def total_memory(self) -> int:
         return int(self.device.total_memory())
 
-    @property
-    def integrated(self) -> bool:
-        """True on Jetson (memory shared by CPU and GPU), where mapped pinned memory avoids copies."""
-        return bool(self.device.get_attribute(self.cuda.device_attribute.INTEGRATED))
-
     # ---------------------------------------------------------------- context
     @contextmanager
     def active(self) -> Iterator[CudaDevice]:

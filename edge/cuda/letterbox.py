@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from edge.cuda.device import CudaDevice
-from edge.geometry import Letterbox, letterbox
+from edge.geometry import Letterbox
 from edge.modelinfo import ModelInfo
 from edge.preprocess import normalization_constants, validate_frame
 
@@ -80,11 +80,6 @@ class GpuPreprocessor:
     def input_nbytes(self) -> int:
         return 3 * self.info.input_width * self.info.input_height * self.dtype.itemsize
 
-    def letterbox_for(self, width: int, height: int) -> Letterbox:
-        return letterbox(
-            width, height, self.info.input_width, self.info.input_height, self.info.letterbox_align
-        )
-
     def _ensure_capacity(self, nbytes: int) -> None:
         if self._staging is None or self._staging.nbytes < nbytes:
             if self._uploaded is not None:
@@ -124,7 +119,7 @@ class GpuPreprocessor:
         """Letterbox a frame already in device memory (uint8 BGR rows of `pitch` bytes) into `dst`."""
         if width < 1 or height < 1 or pitch < width * 3:
             raise ValueError(f"bad device frame: {width}x{height} with a pitch of {pitch} bytes")
-        lb = self.letterbox_for(width, height)
+        lb = self.info.letterbox(width, height)
         inv_x, inv_y = inverse_scales(lb)
         dst_w, dst_h = self.info.input_width, self.info.input_height
         grid = ((dst_w + BLOCK[0] - 1) // BLOCK[0], (dst_h + BLOCK[1] - 1) // BLOCK[1], 1)
