@@ -9,7 +9,7 @@ by name and shape; only BatchNorm's `num_batches_tracked` counters may be absent
 from __future__ import annotations
 
 import zipfile
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -117,6 +117,17 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: 
     ]
     if problems:
         raise CheckpointError(f"{path} does not fit BK-Pose: " + "; ".join(problems))
+
+
+def trained_input_size(obj: Any) -> Optional[int]:
+    """The square input size a checkpoint was trained at: `input_size` at the top (shipped
+    weights) or in the trainer's `args` (bkpose-train checkpoints); None when it does not say."""
+    if not isinstance(obj, Mapping):
+        return None
+    size = obj.get("input_size")
+    if size is None and isinstance(obj.get("args"), Mapping):
+        size = obj["args"].get("input_size")
+    return int(size) if size is not None else None
 
 
 def load_checkpoint(model: nn.Module, path: str) -> Tuple[str, int]:

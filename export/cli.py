@@ -95,12 +95,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--pad-value", type=float, default=128.0, help="letterbox padding pixel value (default 128)"
     )
     p.add_argument("--align", choices=("top-left", "center"), default="top-left", help="letterbox placement")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        help="square input size (multiple of 64; default: the size the checkpoint was trained at, else 512)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.int8 and not args.calib_images:
         p.error("--int8 needs --calib-images DIR")
     if args.batch < 1:
         p.error(f"--batch must be at least 1, found {args.batch}")
+    if args.input_size is not None and (args.input_size < 64 or args.input_size % 64):
+        p.error(f"--input-size must be a positive multiple of 64, found {args.input_size}")
     return args
 
 
@@ -146,13 +153,23 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
     import torch
 
     from edge.preprocess import CpuPreprocessor
-    from export.checkpoint import load_checkpoint
+    from export.checkpoint import load_checkpoint, read_checkpoint, trained_input_size
     from export.model import BKPose, init_random
     from export.parity import synthetic_frame
 
     torch.manual_seed(args.seed)
     model = BKPose()
-    base = ModelInfo(channel_order=args.channel_order, pad_value=args.pad_value, letterbox_align=args.align)
+    size = args.input_size
+    if size is None and args.checkpoint:
+        size = trained_input_size(read_checkpoint(args.checkpoint))  # export at the trained size
+    size = size or ModelInfo().input_width
+    base = ModelInfo(
+        input_width=size,
+        input_height=size,
+        channel_order=args.channel_order,
+        pad_value=args.pad_value,
+        letterbox_align=args.align,
+    )
     if args.checkpoint:
         sha, _ = load_checkpoint(model, args.checkpoint)
         info = dataclasses.replace(base, trained=True, checkpoint_sha256=sha)
@@ -167,6 +184,17 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """The export; on failure an `--out` folder it created is removed again (if still empty)."""
+    created = not os.path.isdir(args.out)
+    try:
+        return export(args)
+    except BaseException:
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)
+        raise
+
+
+def export(args: argparse.Namespace) -> Dict[str, Any]:
     """The export itself; returns the manifest (also written next to the ONNX files)."""
     import torch
 

@@ -135,6 +135,8 @@ def _args(shared_data, out, *extra):
             "2",
             "--log-every",
             "1",
+            "--precision",  # tiny runs: skip oneDNN's per-shape bf16 warm-up (the bf16 path has its tests)
+            "fp32",
             *extra,
         ]
     )
@@ -236,3 +238,101 @@ def test_flip_moves_left_keypoints_into_right_channels(tmp_path, monkeypatch):
     assert float(target[left].max()) == 0.0
     y, x = np.unravel_index(int(target[right].argmax()), target[right].shape)
     assert (int(y), int(x)) == (round((60 - 1.5) / 4), round((127 - 30 - 1.5) / 4))  # mirrored, at stride 4
+
+
+def test_time_budget_stops_mid_epoch_and_resume_is_exact(shared_data, tmp_path):
+    """A stretch that runs out of time mid-epoch writes last.pth; resuming sees exactly the
+    samples it had not seen, so the weights equal an uninterrupted run's."""
+    straight = cli.Trainer(_args(shared_data, tmp_path / "a", "--epochs", "2"))
+    straight.run()
+    first = cli.Trainer(_args(shared_data, tmp_path / "b", "--epochs", "2", "--time-budget-min", "1e-9"))
+    first.run()
+    assert (first.epoch, first.batch_in_epoch, first.step) == (0, 1, 1)
+    records = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["kind"] == "partial_epoch"
+    resumed = cli.Trainer(
+        _args(shared_data, tmp_path / "b", "--epochs", "2", "--resume", str(tmp_path / "b" / "last.pth"))
+    )
+    assert (resumed.epoch, resumed.batch_in_epoch) == (0, 1)
+    resumed.run()
+    assert resumed.step == straight.step == 4
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_compact_state_is_small_and_resumes_close(shared_data, tmp_path):
+    from train.state import COMPACT_FORMAT, expand
+
+    trainer = cli.Trainer(_args(shared_data, tmp_path, "--epochs", "1", "--precision", "auto"))
+    trainer.run()
+    path = tmp_path / "compact.pth"
+    assert path.stat().st_size < 16e6  # fp16 weights + bf16 Adam moments of 2.45 M parameters
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == COMPACT_FORMAT and state["epoch"] == 1
+    full = expand(state)
+    for key, value in trainer.model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(full["model"][key], value, rtol=1e-3, atol=1e-4), key
+    resumed = cli.Trainer(_args(shared_data, tmp_path, "--epochs", "2", "--resume", str(path)))
+    assert resumed.epoch == 1 and resumed.step == trainer.step
+    resumed.run()
+    assert resumed.epoch == 2
+
+
+def test_fast_cpu_path_keeps_the_loss_within_float_tolerance(shared_data):
+    """channels_last changes nothing beyond fp32 rounding; bf16 autocast (network only, loss in
+    fp32) stays within bf16's 3 significant digits on the summed loss."""
+    from export.model import BKPose, init_quiet_heads
+
+    mini = shared_data / MINI
+    data = CocoKeypoints(str(mini), str(mini / "person_keypoints.json"), input_size=128, augment=False)
+    x = torch.stack([data[i][0] for i in range(2)])
+    target = torch.stack([data[i][1] for i in range(2)])
+    mask = torch.stack([data[i][2] for i in range(2)])
+    torch.manual_seed(0)
+    model = BKPose()
+    init_quiet_heads(model)
+    model.train()
+    with torch.no_grad():
+        model.all_predictions(x)  # settle BatchNorm statistics; then compare in eval-free train mode
+        reference, _ = multiscale_loss(model(x), target, mask)
+        fast = model.to(memory_format=torch.channels_last)
+        cl, _ = multiscale_loss(fast(x.contiguous(memory_format=torch.channels_last)), target, mask)
+        assert float(cl) == pytest.approx(float(reference), rel=1e-5)
+        if cli.cpu_has_bf16():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                predictions = fast(x.contiguous(memory_format=torch.channels_last))
+            bf16, _ = multiscale_loss(predictions, target, mask)
+            assert float(bf16) == pytest.approx(float(reference), rel=2e-2)
+
+
+def test_logged_lr_is_the_one_the_step_used(shared_data, tmp_path):
+    args = _args(shared_data, tmp_path, "--epochs", "4", "--warmup-steps", "4", "--lr", "1e-3")
+    cli.Trainer(args).run()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "step"]
+    # warm-up over 4 steps: 1/4, 2/4, 3/4, 4/4 of 1e-3; 75 % and 90 % of 4 epochs are both epoch
+    # index 3, where the rate drops once, by 10 (as MultiStepLR with those milestones)
+    expected = [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3, 1e-4, 1e-4]
+    assert [r["lr"] for r in steps] == pytest.approx(expected)
+    assert [r["lr"] for r in records if r["kind"] == "epoch"] == pytest.approx([2.5e-4, 7.5e-4, 1e-3, 1e-4])
+
+
+def test_export_uses_the_trained_input_size(shared_data, tmp_path):
+    """A checkpoint trained at 128 exports a 128 model unless --input-size overrides it."""
+    import onnx
+
+    from edge.modelinfo import ModelInfo
+    from export import cli as export_cli
+
+    def info_of(path):
+        return ModelInfo.from_metadata({p.key: p.value for p in onnx.load(str(path)).metadata_props})
+
+    cli.Trainer(_args(shared_data, tmp_path / "run", "--epochs", "1")).run()
+    checkpoint = str(tmp_path / "run" / "last.pth")
+    common = ["--checkpoint", checkpoint, "--out", str(tmp_path / "e"), "--no-fp16", "--quiet"]
+    export_cli.run(export_cli.parse_args([*common, "--name", "m"]))
+    info = info_of(tmp_path / "e" / "m.fp32.onnx")
+    assert (info.input_width, info.input_height, info.trained) == (128, 128, True)
+    export_cli.run(export_cli.parse_args([*common, "--name", "o", "--input-size", "192"]))
+    assert info_of(tmp_path / "e" / "o.fp32.onnx").input_width == 192

@@ -2,13 +2,17 @@
 
     bkpose-train --images DIR --annotations FILE [--val-images DIR --val-annotations FILE]
                  --out runs/bk --epochs 60 --batch 8 [--lr 1e-3] [--resume runs/bk/last.pth]
+                 [--save-every-min 10] [--time-budget-min 120]
 
-Adam (lr 1e-3, batch 8, as the paper), plain L2 for the first `--l2-epochs` then focal L2, the
-learning rate divided by 10 at 75 % and 90 % of the epochs. On a GPU: mixed precision and
-channels_last. Every epoch writes `last.pth` (model, optimiser, scheduler, scaler, epoch, RNG
-states: a resumed run continues exactly), `best.pth` when validation AP improves, and JSON
-Lines to `log.jsonl` (loss, learning rate, images/s, data vs compute time, evaluation).
-`bkpose-export --checkpoint runs/bk/best.pth` reads either checkpoint.
+Adam (lr 1e-3, batch 8, as the paper) after a linear warm-up, plain L2 for the first
+`--l2-epochs` then focal L2, the learning rate divided by 10 at 75 % and 90 % of the epochs.
+Mixed precision everywhere it pays: fp16 with a GradScaler on a GPU, bfloat16 autocast on a CPU
+with native bf16 (the loss stays fp32); channels_last on both. `last.pth` (full state: a resumed
+run continues exactly, also from the middle of an epoch) is written every epoch, every
+`--save-every-min` minutes and when `--time-budget-min` runs out; `compact.pth` (fp16 weights,
+bf16 Adam moments, about 15 MB) beside it is what a working stretch commits; `best.pth` when
+validation AP improves. `log.jsonl` is the run's ledger: loss, learning rate, images/s, data vs
+compute time, evaluations. `bkpose-export --checkpoint` reads any of these checkpoints.
 """
 
 from __future__ import annotations
@@ -26,13 +30,29 @@ import torch
 from torch.utils.data import DataLoader
 
 from edge.files import atomic_write
-from export.model import BKPose, init_simplepose
-from train.data import CocoKeypoints
+from export.model import BKPose, init_quiet_heads, init_simplepose
+from train.data import CocoKeypoints, EpochSampler, quiet_worker
 from train.evaluate import evaluate
 from train.loss import LossConfig, multiscale_loss
+from train.state import compact, expand, rng_state, set_rng_state
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, found {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, found {value}")
+    return value
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    cores = os.cpu_count() or 1
     p = argparse.ArgumentParser(
         prog="bkpose-train", description="Train BK-Pose (focal L2, multi-scale supervision)."
     )
@@ -41,26 +61,55 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--val-images", help="validation image folder")
     p.add_argument("--val-annotations", help="COCO person keypoints JSON of the validation images")
     p.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=_positive_int, default=60)
+    p.add_argument("--batch", type=_positive_int, default=8)
+    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=200, help="linear learning-rate warm-up (default 200)")
     p.add_argument("--l2-epochs", type=int, default=1, help="epochs of plain L2 before focal L2 (default 1)")
     p.add_argument("--gamma", type=float, default=2.0, help="focal L2 exponent (Simple Pose README: 2)")
     p.add_argument("--input-size", type=int, default=512, help="square network input (multiple of 64)")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loader processes")
+    p.add_argument(
+        "--init",
+        choices=("quiet-heads", "simplepose"),
+        default="quiet-heads",
+        help="quiet-heads: PyTorch's default body, prediction heads N(0, 0.001) (default); "
+        "simplepose: N(0, 0.001) everywhere",
+    )
+    p.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="letterbox only (the overfit check)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, min(8, cores // 2)),
+        help="data loader processes (default: half the cores; a sample costs ~5 ms, a step ~1 s on a CPU)",
+    )
+    p.add_argument("--threads", type=_positive_int, default=cores, help="PyTorch intra-op threads on a CPU")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--resume", help="checkpoint to continue from (last.pth)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="auto: fp16 autocast on a GPU, bf16 on a CPU with native bf16, else fp32",
+    )
+    p.add_argument("--resume", help="checkpoint to continue from (last.pth or compact.pth)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (0: never)")
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N validation images")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke tests)")
     p.add_argument("--max-steps", type=int, default=None, help="stop each epoch after N steps (smoke tests)")
-    p.add_argument("--log-every", type=int, default=20, help="log every N steps")
+    p.add_argument("--log-every", type=_positive_int, default=20, help="log every N steps")
+    p.add_argument("--save-every-min", type=_positive_float, help="also write last.pth every N minutes")
+    p.add_argument(
+        "--time-budget-min", type=_positive_float, help="stop cleanly, checkpoint written, after M minutes"
+    )
     args = p.parse_args(argv)
-    if args.input_size % 64:
-        p.error("--input-size must be a multiple of 64 (5 scales of stride 4 x 2^4)")
+    if args.input_size % 64 or args.input_size < 64:
+        p.error("--input-size must be a positive multiple of 64 (5 scales of stride 4 x 2^4)")
     if bool(args.val_images) != bool(args.val_annotations):
         p.error("--val-images and --val-annotations go together")
+    if args.workers < 0 or args.warmup_steps < 0 or args.l2_epochs < 0 or args.eval_every < 0:
+        p.error("--workers, --warmup-steps, --l2-epochs and --eval-every must be >= 0")
     return args
 
 
@@ -72,79 +121,99 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def rng_state() -> Dict[str, Any]:
-    """Every RNG's state, in types `torch.load(weights_only=True)` accepts (no numpy arrays)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
-    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def cpu_has_bf16() -> bool:
+    """Native bf16 (AVX-512 BF16 or AMX): without it bf16 autocast is slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def learning_rate(args: argparse.Namespace, epoch: int, step: int) -> float:
+    """Linear warm-up over the first steps, then /10 at 75 % and 90 % of the epochs."""
+    milestones = {max(1, int(args.epochs * f)) for f in (0.75, 0.9)}  # one drop where they coincide
+    drops = sum(epoch >= m for m in milestones)
+    warm = min(1.0, (step + 1) / args.warmup_steps) if args.warmup_steps else 1.0
+    return args.lr * (0.1**drops) * warm
 
 
 class Trainer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.device = pick_device(args.device)
+        self.cuda = self.device.type == "cuda"
+        if not self.cuda:
+            torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         np.random.seed(args.seed)
         self.model = BKPose()
-        init_simplepose(self.model)
-        self.model.to(self.device)
-        self.cuda = self.device.type == "cuda"
-        if self.cuda:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        (init_simplepose if args.init == "simplepose" else init_quiet_heads)(self.model)
+        self.model = self.model.to(self.device, memory_format=torch.channels_last)
+        self.amp = autocast_dtype(self.device, args.precision)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
-        milestones = sorted({max(1, int(args.epochs * 0.75)), max(1, int(args.epochs * 0.9))})
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and self.amp == torch.float16)
         self.loss_config = LossConfig(gamma=args.gamma)
         self.data = CocoKeypoints(
-            args.images, args.annotations, args.input_size, augment=True, seed=args.seed, limit=args.limit
+            args.images,
+            args.annotations,
+            args.input_size,
+            augment=args.augment,
+            seed=args.seed,
+            limit=args.limit,
         )
-        self.epoch, self.step, self.best_ap = 0, 0, -1.0
+        self.sampler = EpochSampler(len(self.data), args.batch, args.seed)
+        self.epoch, self.step, self.batch_in_epoch, self.best_ap = 0, 0, 0, -1.0
         os.makedirs(args.out, exist_ok=True)
         self.log_path = os.path.join(args.out, "log.jsonl")
+        self.started = time.monotonic()
+        self.last_save = self.started
+        self.stopping = False
         if args.resume:
             self.load(args.resume)
+        self._loader: Optional[DataLoader] = None
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> Dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch,
             "best_ap": self.best_ap,
             "rng": rng_state(),
             "args": {k: v for k, v in vars(self.args).items() if k != "resume"},
         }
 
-    def save(self, name: str) -> str:
+    def save(self, name: str = "last.pth") -> str:
+        """Write `name`; `last.pth` also refreshes `compact.pth`, the state a stretch commits."""
         path = os.path.join(self.args.out, name)
         state = self.state()
         atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if name == "last.pth":
+            small = compact(state)
+            atomic_write(os.path.join(self.args.out, "compact.pth"), lambda tmp: torch.save(small, tmp))
+        self.last_save = time.monotonic()
         return path
 
     def load(self, path: str) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = expand(torch.load(path, map_location="cpu", weights_only=True))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.best_ap = state["epoch"], state["step"], state["best_ap"]
+        self.batch_in_epoch = state.get("batch_in_epoch", 0)
         set_rng_state(state["rng"])
 
     def log(self, record: Dict[str, Any]) -> None:
@@ -153,18 +222,37 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def loader(self) -> DataLoader:
-        self.data.set_epoch(self.epoch)
-        order = torch.Generator().manual_seed(self.args.seed * 1000 + self.epoch)
-        return DataLoader(
-            self.data,
-            batch_size=self.args.batch,
-            shuffle=True,
-            generator=order,
-            drop_last=True,
-            num_workers=self.args.workers,
-            pin_memory=self.cuda,
-            persistent_workers=False,
-        )
+        self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        if self._loader is None:
+            workers = self.args.workers
+            self._loader = DataLoader(
+                self.data,
+                batch_size=self.args.batch,
+                sampler=self.sampler,
+                num_workers=workers,
+                pin_memory=self.cuda,
+                persistent_workers=workers > 0,
+                worker_init_fn=quiet_worker if workers else None,
+                prefetch_factor=4 if workers else None,
+            )
+        return self._loader
+
+    def out_of_time(self) -> bool:
+        budget = self.args.time_budget_min
+        return budget is not None and time.monotonic() - self.started >= budget * 60
+
+    def train_step(self, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, focal: bool) -> float:
+        """One optimiser step; returns the loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.args, self.epoch, self.step)
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            predictions = self.model(x)
+        loss, _ = multiscale_loss(predictions, target, mask, self.loss_config, focal=focal)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
 
     def train_epoch(self) -> Dict[str, Any]:
         from tqdm import tqdm
@@ -172,26 +260,20 @@ class Trainer:
         args, model = self.args, self.model
         model.train()
         focal = self.epoch >= args.l2_epochs
+        lr = learning_rate(args, self.epoch, self.step)
         loader = self.loader()
-        steps = len(loader) if args.max_steps is None else min(len(loader), args.max_steps)
+        first = self.batch_in_epoch
+        steps = len(loader) if args.max_steps is None else min(len(loader), max(0, args.max_steps - first))
         losses, data_s, compute_s, images = [], 0.0, 0.0, 0
         bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}/{args.epochs}", unit="step", file=sys.stderr)
         tick = time.perf_counter()
         for i, (x, target, mask) in enumerate(loader):
             if i >= steps:
                 break
-            x = x.to(self.device, non_blocking=True)
-            if self.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             target, mask = target.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
             loaded = time.perf_counter()
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.cuda):
-                predictions = model(x)
-            loss, _ = multiscale_loss(predictions, target, mask, self.loss_config, focal=focal)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            losses.append(self.train_step(x, target, mask, focal))
             if self.cuda:
                 torch.cuda.synchronize()
             done = time.perf_counter()
@@ -200,7 +282,7 @@ class Trainer:
             tick = done
             images += x.shape[0]
             self.step += 1
-            losses.append(float(loss.detach()))
+            self.batch_in_epoch += 1
             bar.set_postfix(loss=f"{losses[-1]:.4g}", img_s=f"{images / max(data_s + compute_s, 1e-9):.1f}")
             bar.update(1)
             if self.step % args.log_every == 0:
@@ -210,34 +292,45 @@ class Trainer:
                         "epoch": self.epoch + 1,
                         "step": self.step,
                         "loss": losses[-1],
-                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "lr": learning_rate(args, self.epoch, self.step - 1),
                         "focal": focal,
                     }
                 )
+            if self.out_of_time():
+                self.stopping = True
+                break
+            if args.save_every_min and time.monotonic() - self.last_save >= args.save_every_min * 60:
+                self.save()
         bar.close()
-        self.scheduler.step()
-        self.epoch += 1
+        finished = not self.stopping
+        if finished:
+            self.epoch += 1
+            self.batch_in_epoch = 0
         seconds = data_s + compute_s
         return {
-            "kind": "epoch",
-            "epoch": self.epoch,
+            "kind": "epoch" if finished else "partial_epoch",
+            "epoch": self.epoch if finished else self.epoch + 1,
             "step": self.step,
+            "first_batch": first,
             "loss_mean": float(np.mean(losses)) if losses else None,
             "loss_last": losses[-1] if losses else None,
             "focal": focal,
+            "lr": lr,
             "images": images,
             "images_per_s": images / seconds if seconds else None,
             "data_s": data_s,
             "compute_s": compute_s,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "precision": str(self.amp).replace("torch.", "") if self.amp else "fp32",
+            "wall_time": time.time(),
         }
 
     def run(self) -> Dict[str, Any]:
         args = self.args
         summary: Dict[str, Any] = {}
-        while self.epoch < args.epochs:
+        while self.epoch < args.epochs and not self.stopping:
             record = self.train_epoch()
-            if args.val_images and args.eval_every and self.epoch % args.eval_every == 0:
+            evaluate_now = record["kind"] == "epoch" and args.eval_every and self.epoch % args.eval_every == 0
+            if args.val_images and evaluate_now:
                 scores = evaluate(
                     self.model,
                     args.val_images,
@@ -250,10 +343,16 @@ class Trainer:
                 if scores["AP"] > self.best_ap:
                     self.best_ap = scores["AP"]
                     self.save("best.pth")
-            self.save("last.pth")
+            self.save()
             self.log(record)
             summary = record
             print(json.dumps({k: v for k, v in record.items() if k != "kind"}), file=sys.stderr, flush=True)
+        if self.stopping:
+            print(
+                f"bkpose-train: time budget spent at epoch {self.epoch + 1}, batch {self.batch_in_epoch}; "
+                f"resume with --resume {os.path.join(args.out, 'last.pth')}",
+                file=sys.stderr,
+            )
         return summary
 
 

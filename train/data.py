@@ -19,12 +19,12 @@ import json
 import math
 import os
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from edge.geometry import letterbox
 from edge.layout import BKPOSE_LAYOUT, COCO_KEYPOINTS, keypoint_flip
@@ -76,8 +76,8 @@ class CocoKeypoints(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
+    def rng(self, index: int, epoch: Optional[int] = None) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
 
     # ------------------------------------------------------------------ geometry
     def transform(
@@ -137,13 +137,16 @@ class CocoKeypoints(Dataset):
         return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
 
     # ------------------------------------------------------------------ sample
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Tuple[torch.Tensor, ...]:
+        """Sample `index`, or `(epoch, index)` as `EpochSampler` yields it (persistent workers keep
+        their own copy of the dataset, so the epoch travels with the index)."""
+        epoch, index = key if isinstance(key, tuple) else (None, key)
         info, anns = self.entries[index]
         image = cv2.imread(os.path.join(self.images_dir, info["file_name"]), cv2.IMREAD_COLOR)
         if image is None:
             raise OSError(f"{info['file_name']}: unreadable image")
         height, width = image.shape[:2]
-        rng = self.rng(index) if self.augment else None
+        rng = self.rng(index, epoch) if self.augment else None
         matrix, flip = self.transform(width, height, rng)
         s = self.input_size
         warped = cv2.warpAffine(image, matrix, (s, s), flags=cv2.INTER_LINEAR, borderValue=(PAD_VALUE,) * 3)
@@ -172,6 +175,37 @@ class CocoKeypoints(Dataset):
 
         tensor = torch.from_numpy(warped.transpose(2, 0, 1).astype(np.float32) / 255.0)
         return tensor, torch.from_numpy(targets), torch.from_numpy(loss_mask[None])
+
+
+class EpochSampler(Sampler):
+    """Shuffled `(epoch, index)` keys: the order of epoch e comes from (seed, e) alone, so a run
+    resumed at batch k of an epoch skips exactly the samples it had seen, without loading them."""
+
+    def __init__(self, size: int, batch: int, seed: int) -> None:
+        self.size, self.batch, self.seed = size, batch, seed
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def batches_per_epoch(self) -> int:
+        return self.size // self.batch
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch() - self.start_batch) * self.batch
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        used = order[: self.batches_per_epoch() * self.batch]  # drop_last
+        for i in used[self.start_batch * self.batch :].tolist():
+            yield self.epoch, i
+
+
+def quiet_worker(_: int) -> None:
+    """Loader workers use one thread each: the training step owns the cores."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def hsv_jitter(image: np.ndarray, rng: np.random.Generator, amount: float = HSV_JITTER) -> np.ndarray:
