@@ -28,12 +28,16 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, time_stats, write_json
 from benchmarks.device_stamp import device_stamp, finish_stamp
+from edge.errors import BKPoseError
+from edge.redact import redact
+from edge.signals import StopSignals
+from edge.sources import quiet_ffmpeg
 
 FORMAT = "bkpose-bench"
 VERSION = 1
@@ -169,29 +173,47 @@ def memory() -> Dict[str, Any]:
 
 
 def source_frames(spec: Optional[str]) -> Any:
-    """(iterator of BGR frames, description, live) for --source; generated frames by default."""
+    """(iterator of BGR frames, description, live) for --source; generated frames by default.
+
+    Files stream: a video or image set is read frame by frame and reopened at its end, so memory
+    stays bounded (a long clip never sits decoded in RAM) and `read` includes decoding."""
     if not spec:
         return frame_cycle(generated_frames()), "generated 1280x720 frames (in memory)", False
-    from edge.sources import open_source
+    from edge.sources import SourceError, open_source
 
     source = open_source(spec)
     if source.live:
         return (f.image for f in source), source.description, True
-    frames = [f.image for f in source if f.image is not None]
-    if not frames:
-        raise SystemExit(f"bkpose-bench: {spec}: no readable frames")
-    return frame_cycle(frames), f"{source.description} ({len(frames)} frames, looped)", False
+    first = next((f.image for f in source if f.image is not None), None)  # fail now, not mid-run
+    if first is None:
+        raise SourceError(f"{redact(spec)}: no readable frames")
+    length = f"{source.length} frames, " if source.length else ""
+    return looped(source), f"{redact(source.description)} ({length}streamed, looped)", False
+
+
+def looped(source: Any) -> Iterator[np.ndarray]:
+    """Frames of a finite source, read again from the start at its end (decoding included)."""
+    while True:
+        delivered = False
+        for frame in source:
+            if frame.image is not None:
+                delivered = True
+                yield frame.image
+        if not delivered:
+            return
 
 
 # ---------------------------------------------------------------------------------------- runs
 class Budget:
-    """Stop after N measured frames or S seconds."""
+    """Stop after N measured frames or S seconds, or when a stop signal came."""
 
-    def __init__(self, frames: Optional[int], duration: Optional[float]) -> None:
-        self.frames, self.duration = frames, duration
+    def __init__(self, frames: Optional[int], duration: Optional[float], stop: Any = None) -> None:
+        self.frames, self.duration, self.stop = frames, duration, stop
         self.start = time.perf_counter()
 
     def more(self, done: int) -> bool:
+        if self.stop is not None and self.stop.received is not None:
+            return False
         if self.frames is not None and done >= self.frames:
             return False
         return not (self.duration is not None and time.perf_counter() - self.start >= self.duration)
@@ -273,16 +295,17 @@ def run_pipelined(
             "dropped": dropped}  # fmt: skip
 
 
-def bench_model(path: str, args: argparse.Namespace) -> Dict[str, Any]:
+def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[str, Any]:
+    """One model's run; `stop` (StopSignals) ends the measurement early, keeping what was measured."""
     from edge.pipeline import PoseEstimator
 
+    frames, source_text, live = source_frames(args.source)  # a bad source fails before the model loads
     load_start = time.perf_counter()
     estimator = PoseEstimator(path, device=args.device, threads=args.threads)
     load_s = time.perf_counter() - load_start
     try:
         warm = estimator.warmup()
-        frames, source_text, live = source_frames(args.source)
-        budget = Budget(args.frames if args.duration is None else None, args.duration)
+        budget = Budget(args.frames if args.duration is None else None, args.duration, stop)
         if args.mode == "pipelined":
             raw = run_pipelined(estimator, frames, budget, args.warmup, live)
         else:
@@ -323,12 +346,13 @@ def bench_model(path: str, args: argparse.Namespace) -> Dict[str, Any]:
 
 def pipelined_bound(stages: Dict[str, Dict[str, float]]) -> Optional[float]:
     """1 / slowest pipeline thread, in FPS: capture (read), inference (preprocess + infer), decode
-    (peaks + grouping), from the stages' median ms."""
+    (peaks + grouping), from the stages' mean ms. Throughput is frames over seconds, a mean, so
+    the bound uses means too (medians gave ratios above 100 % on skewed stage times)."""
 
-    def med(name: str) -> float:
-        return stages.get(name, {}).get("median", 0.0)
+    def mean(name: str) -> float:
+        return stages.get(name, {}).get("mean", 0.0)
 
-    slowest = max(med("read"), med("preprocess") + med("infer"), med("peaks") + med("grouping"))
+    slowest = max(mean("read"), mean("preprocess") + mean("infer"), mean("peaks") + mean("grouping"))
     return 1e3 / slowest if slowest > 0 else None
 
 
@@ -338,6 +362,8 @@ def print_run(run: Dict[str, Any]) -> None:
     where = "GPU" if backend["on_gpu"] else "CPU"
     print(f"\n{os.path.basename(run['model'])}: {backend['backend']} on {where}, {run['precision']}, "
           f"{run['mode']}, {run['frames']} frames of {run['source']}")  # fmt: skip
+    if not backend.get("trained", True):
+        print("model         UNTRAINED (random weights): speed numbers only, its poses are not people")
     print(f"{'stage':<13} {'min':>8} {'median':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
     for name in STAGES:
         st = run["stages_ms"].get(name)
@@ -406,14 +432,17 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
     coco = load_coco_keypoints(args.annotations)
     images = [im for im in coco["images"] if os.path.exists(os.path.join(args.images, im["file_name"]))]
     if not images:
-        raise SystemExit(f"bkpose-bench: none of the annotated images is under {args.images}")
+        raise UsageError(f"none of the annotated images is under {args.images}")
     per_model: Dict[str, Any] = {}
     poses_of: Dict[str, List[Any]] = {}
+    from tqdm import tqdm
+
     for path in models:
         with PoseEstimator(path, device=args.device, threads=args.threads) as estimator:
             estimator.warmup()
             results, poses = [], []
-            for image in images:
+            name = os.path.basename(path)
+            for image in tqdm(images, desc=name, unit="image", file=sys.stderr, dynamic_ncols=True):
                 frame = cv2.imread(os.path.join(args.images, image["file_name"]))
                 found = estimator(frame)
                 poses.append(found)
@@ -441,6 +470,30 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- CLI
+class UsageError(Exception):
+    """A user mistake (missing file, bad model or source, unwritable output): one line, exit 2."""
+
+
+def _at_least(minimum: Any, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, found {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, found {value}")
+        return value
+
+    return parse
+
+
+def _above_zero(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, found 0")
+    return value
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bkpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -454,13 +507,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="video, image folder/glob, camera index, csi://N, rtsp://... (default: generated frames)",
     )
     amount = p.add_mutually_exclusive_group()
-    amount.add_argument("--frames", type=int, default=200, help="measured frames (default 200)")
-    amount.add_argument("--duration", type=float, help="measure for S seconds instead")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured frames first (default 1)")
+    amount.add_argument("--frames", type=_at_least(1, int), default=200, help="measured frames (default 200)")
+    amount.add_argument("--duration", type=_above_zero, help="measure for S seconds instead")
+    p.add_argument(
+        "--warmup",
+        type=_at_least(0.0, float),
+        default=1.0,
+        help="seconds of unmeasured frames first (default 1)",
+    )
     p.add_argument("--mode", choices=("sequential", "pipelined"), default="pipelined")
     p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (0: its default)")
+    p.add_argument(
+        "--threads", type=_at_least(0, int), default=0, help="ONNX Runtime CPU threads (0: its default)"
+    )
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two results side by side")
     p.add_argument(
@@ -483,6 +543,37 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    quiet_ffmpeg()
+    try:
+        return run(args, argv)
+    except KeyboardInterrupt:
+        print("bkpose-bench: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, BKPoseError) as err:
+        print(f"bkpose-bench: error: {redact(err)}", file=sys.stderr)
+        return 2
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every file the run reads or writes, checked before any model loads."""
+    from edge.files import check_writable
+
+    for path in args.compare or []:
+        if not os.path.isfile(path):
+            raise UsageError(f"{path}: no such result file")
+    if args.model and not os.path.isfile(args.model):
+        raise UsageError(f"{args.model}: no such model file")
+    if args.accuracy and not os.path.isfile(args.annotations):
+        raise UsageError(f"{args.annotations}: no such annotation file")
+    if not args.compare:
+        try:
+            check_writable(args.json)
+        except OSError as err:
+            raise UsageError(f"{args.json}: cannot write the JSON result ({err.strerror or err})") from None
+
+
+def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
+    check_inputs(args)
     if args.compare:
         return compare(args.compare)
     stamp = device_stamp()
@@ -490,14 +581,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"bkpose-bench: model {model}" + ("" if args.model else " (picked automatically)"))
     models = variants(model, args.precision)
     if not models:
-        print("bkpose-bench: no model variant to run", file=sys.stderr)
-        return 2
+        raise UsageError("no model variant to run")
+    command = ["bkpose-bench", *(redact(a) for a in (sys.argv[1:] if argv is None else argv))]
     payload: Dict[str, Any] = {
-        "format": FORMAT, "version": VERSION, "command": ["bkpose-bench", *(argv or sys.argv[1:])],
+        "format": FORMAT, "version": VERSION, "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "includes": INCLUDES, "runs": [],
     }  # fmt: skip
     exit_code = 0
-    try:
+    with StopSignals(lambda: None) as stop:
         if args.accuracy:
             payload["accuracy"] = accuracy(models, args)
             if args.max_ap_drop is not None:
@@ -507,16 +598,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     exit_code = 1
         else:
             for path in models:
-                run = bench_model(path, args)
+                run = bench_model(path, args, stop)
                 payload["runs"].append(run)
                 print_run(run)
-    except KeyboardInterrupt:
-        print("bkpose-bench: interrupted", file=sys.stderr)
-        return 130
+                if stop.received is not None:
+                    break
     payload["device"] = finish_stamp(stamp)
     print()
     print_stamp(payload["device"])
     print(f"JSON          {write_json(args.json, payload)}")
+    if stop.received is not None:
+        print(f"bkpose-bench: stopped by {stop.name}; the frames measured so far are reported",
+              file=sys.stderr)  # fmt: skip
+        return stop.exit_code
     return exit_code
 
 

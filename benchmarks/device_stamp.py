@@ -245,6 +245,30 @@ def versions() -> Dict[str, str]:
     return out
 
 
+OTHER_LOAD_WARNING = 0.15  # of the whole machine's CPU time
+
+
+def cpu_times(root: str = "/") -> Optional[Dict[str, float]]:
+    """Machine-wide busy and total CPU seconds (/proc/stat), and this process's own CPU seconds."""
+    text = _read(root, "proc/stat")
+    if not text or not text.startswith("cpu "):
+        return None
+    ticks = [int(v) for v in text.splitlines()[0].split()[1:]]
+    hz = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    own = os.times()
+    return {"busy_s": (sum(ticks[:8]) - idle) / hz, "total_s": sum(ticks[:8]) / hz,
+            "own_s": own.user + own.system}  # fmt: skip
+
+
+def other_load(start: Optional[Dict[str, float]], end: Optional[Dict[str, float]]) -> Optional[float]:
+    """Fraction of the machine's CPU time that other processes used between two `cpu_times`."""
+    if not start or not end or end["total_s"] <= start["total_s"]:
+        return None
+    others = (end["busy_s"] - start["busy_s"]) - (end["own_s"] - start["own_s"])
+    return max(0.0, others / (end["total_s"] - start["total_s"]))
+
+
 def device_stamp(root: str = "/") -> Dict[str, Any]:
     """Everything above for this machine; Jetson fields are "unknown" elsewhere."""
     jetson = is_jetson(root)
@@ -261,6 +285,7 @@ def device_stamp(root: str = "/") -> Dict[str, Any]:
     }
     state = jetson_state(root)
     stamp["state_start"] = state
+    stamp["cpu_times_start"] = cpu_times(root)
     stamp["jetson_clocks"] = (
         UNKNOWN if not jetson or not state.get("gpu") else
         ("max" if not clock_warnings({"gpu": state["gpu"], "cpu": state["cpu"]}) else "not at max")
@@ -276,4 +301,11 @@ def finish_stamp(stamp: Dict[str, Any], root: str = "/") -> Dict[str, Any]:
     stamp["warnings"] = clock_warnings(stamp["state_start"]) + (
         ["GPU clock fell during the run (throttling)"] if stamp["throttled"] is True else []
     )
+    load = other_load(stamp.pop("cpu_times_start", None), cpu_times(root))
+    stamp["other_cpu_load"] = load
+    if load is not None and load > OTHER_LOAD_WARNING:
+        stamp["warnings"].append(
+            f"other processes used {load:.0%} of the CPU during the run: these numbers are lower "
+            "than on an idle machine"
+        )
     return stamp

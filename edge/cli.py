@@ -4,8 +4,11 @@
     bkpose-run 0 --model engines/bkpose.fp16.engine --show          # USB camera, live FPS line
     bkpose-run photos/ --model m.onnx --coco results.json            # image set, COCO results
 
-Files get a progress bar (their length is known), cameras a live FPS line. Exit codes: 0 done,
-2 bad arguments, model, source or output, 1 a failure while running, 130 interrupted.
+Files get a progress bar (their length is known), cameras a live FPS line. Every output path is
+checked before the model loads. SIGINT or SIGTERM stops capture, lets the frames in flight finish,
+finalises the video and the results, and exits 130 or 143; a second signal interrupts at once.
+Exit codes: 0 done, 2 bad arguments, model, source or output, 1 a failure while running, 128 + N
+stopped by signal N. URL credentials are masked in everything printed.
 """
 
 from __future__ import annotations
@@ -14,9 +17,24 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from edge.errors import BKPoseError
+from edge.redact import redact
+from edge.signals import StopSignals
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, found {value}")
+        return value
+
+    return parse
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -27,70 +45,105 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--model", required=True, help=".onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (0: its default)")
+    p.add_argument("--threads", type=_count(0), default=0, help="ONNX Runtime CPU threads (0: its default)")
     p.add_argument("--jsonl", help="write one JSON line per frame here")
     p.add_argument("--video", help="write the annotated frames to this video file")
     p.add_argument("--coco", help="write COCO keypoint results JSON (image sets)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window")
     p.add_argument("--policy", choices=("latest", "all"), help="drop stale frames (latest) or none (all); "
                                                               "default: latest for live sources")  # fmt: skip
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--width", type=int, default=1280, help="CSI camera width")
-    p.add_argument("--height", type=int, default=720, help="CSI camera height")
-    p.add_argument("--fps", type=int, default=30, help="CSI camera frame rate")
+    p.add_argument("--max-frames", type=_count(1), default=None, help="stop after N frames")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="a camera or stream that cannot be opened yet is retried with back-off (0.5 s doubling "
+        "to 8 s) until it appears, instead of exiting",
+    )
+    p.add_argument("--width", type=_count(1), default=1280, help="CSI camera width")
+    p.add_argument("--height", type=_count(1), default=720, help="CSI camera height")
+    p.add_argument("--fps", type=_count(1), default=30, help="CSI camera frame rate")
     p.add_argument("--fsync", action="store_true", help="fsync the JSON Lines file after every frame")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.show:
+        from edge.sinks import gui_available
+
+        if not gui_available():
+            p.error(
+                "--show needs OpenCV with a GUI, and this one is headless (opencv-python-headless); "
+                "install a GUI build (pip install opencv-python, or apt's python3-opencv on Jetson) "
+                "or write --video instead"
+            )
+    return args
+
+
+def make_sinks(args: argparse.Namespace, fps: float) -> List[Any]:
+    """Every requested output, its path checked now: before a model loads or a frame runs."""
+    from edge.sinks import CocoSink, JsonlSink, VideoSink
+
+    sinks: List[Any] = []
+    if args.jsonl:
+        sinks.append(JsonlSink(args.jsonl, durable=args.fsync))
+    if args.video:
+        sinks.append(VideoSink(args.video, fps))
+    if args.coco:
+        sinks.append(CocoSink(args.coco))
+    return sinks
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.pipeline import PoseEstimator
-    from edge.sinks import CocoSink, JsonlSink, VideoSink, draw_poses
+    from edge.sinks import draw_poses
     from edge.sources import open_source
 
-    source = open_source(args.source, args.width, args.height, args.fps)
-    sinks: List[Any] = []
-    estimator = PoseEstimator(args.model, device=args.device, threads=args.threads)
+    # the source first (a camera is not opened until streaming starts), then the outputs' paths
+    source = open_source(args.source, args.width, args.height, args.fps, wait=args.wait)
+    sinks = make_sinks(args, fps=getattr(source, "fps", 30.0))
+    estimator: Any = None
+    count = 0
     try:
-        warm = estimator.warmup()
-        where = "GPU" if estimator.backend.on_gpu else "CPU"
-        print(f"bkpose-run: {args.model} on {estimator.backend.name} ({where}), {estimator.info.precision}; "
-              f"warm-up {sum(warm.values()):.2f} s", file=sys.stderr)  # fmt: skip
-        if args.jsonl:
-            sinks.append(JsonlSink(args.jsonl, durable=args.fsync))
-        if args.video:
-            sinks.append(VideoSink(args.video, getattr(source, "fps", 30.0)))
-        if args.coco:
-            sinks.append(CocoSink(args.coco))
-        total = (
-            source.length
-            if args.max_frames is None or source.length is None
-            else min(source.length, args.max_frames)
-        )
-        progress = _progress(total, source.live)
-        started, count, people = time.perf_counter(), 0, 0
-        for result in estimator.stream(source, policy=args.policy):
-            for sink in sinks:
-                sink.write(result)
-            if args.show and result.image is not None:
-                import cv2
+        with StopSignals(source.close) as stop:
+            estimator = PoseEstimator(args.model, device=args.device, threads=args.threads)
+            warm = estimator.warmup()
+            where = "GPU" if estimator.backend.on_gpu else "CPU"
+            precision, warm_s = estimator.info.precision, sum(warm.values())
+            print(f"bkpose-run: {args.model} on {estimator.backend.name} ({where}), {precision}; "
+                  f"warm-up {warm_s:.2f} s", file=sys.stderr)  # fmt: skip
+            total = (
+                source.length
+                if args.max_frames is None or source.length is None
+                else min(source.length, args.max_frames)
+            )
+            progress = _progress(total, source.live)
+            started, people = time.perf_counter(), 0
+            counters: Dict[str, int] = {}
+            for result in estimator.stream(source, policy=args.policy):
+                for sink in sinks:
+                    sink.write(result)
+                if args.show and result.image is not None:
+                    import cv2
 
-                cv2.imshow("bkpose", draw_poses(result.image, result))
-                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    cv2.imshow("bkpose", draw_poses(result.image, result))
+                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                        break
+                count += 1
+                people += len(result.poses)
+                counters = result.counters
+                progress.update(count, people, counters, time.perf_counter() - started)
+                if args.max_frames is not None and count >= args.max_frames:
                     break
-            count += 1
-            people += len(result.poses)
-            progress.update(count, people, result.counters, time.perf_counter() - started)
-            if args.max_frames is not None and count >= args.max_frames:
-                break
-        progress.close()
-        seconds = time.perf_counter() - started
-        counters = result.counters if count else {}
-        print(f"bkpose-run: {count} frames in {seconds:.2f} s ({count / max(seconds, 1e-9):.1f} FPS), "
-              f"{people} people; {counters}", file=sys.stderr)  # fmt: skip
+            progress.close()
+            seconds = time.perf_counter() - started
     finally:
         for sink in sinks:
             sink.close()
-        estimator.close()
+        if estimator is not None:
+            estimator.close()
+    fps = count / max(seconds, 1e-9)
+    summary = f"{count} frames in {seconds:.2f} s ({fps:.1f} FPS), {people} people; {counters}"
+    if stop.received is not None:
+        print(f"bkpose-run: stopped by {stop.name} after {summary}; outputs written", file=sys.stderr)
+        return stop.exit_code
+    print(f"bkpose-run: {summary}", file=sys.stderr)
     return 0
 
 
@@ -125,16 +178,19 @@ class _progress:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="bkpose-run: %(message)s")
+    from edge.sources import quiet_ffmpeg
+
+    quiet_ffmpeg()
     try:
         return run(args)
     except KeyboardInterrupt:
         print("\nbkpose-run: interrupted", file=sys.stderr)
         return 130
     except BKPoseError as err:
-        print(f"bkpose-run: error: {err}", file=sys.stderr)
+        print(f"bkpose-run: error: {redact(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # a failure in a stage: say what, not a traceback wall
-        print(f"bkpose-run: failed: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"bkpose-run: failed: {type(err).__name__}: {redact(err)}", file=sys.stderr)
         return 1
 
 

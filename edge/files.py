@@ -50,3 +50,25 @@ def save_bytes(data: bytes, path: str) -> None:
             f.write(data)
 
     atomic_write(path, write)
+
+
+def check_writable(path: str) -> None:
+    """Raise OSError (with a readable strerror) unless `path` can be created or appended to.
+
+    Outputs are checked before a model loads or a frame runs, so a typo or a read-only folder
+    costs a second, not a whole run's results. The check creates and removes a temporary file
+    beside `path`: permission bits alone lie for root and on read-only mounts.
+    """
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(21, "is a folder, not a file", path)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(2, f"folder {os.path.dirname(path) or '.'} does not exist", path)
+    if os.path.exists(target):
+        with open(target, "ab"):
+            pass
+        return
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".", suffix=".probe")
+    os.close(fd)
+    os.remove(probe)

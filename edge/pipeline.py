@@ -22,6 +22,7 @@ frame is counted and the stream goes on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -36,6 +37,7 @@ from edge.decode.poses import Poses
 from edge.preprocess import validate_frame
 from edge.sources import Source
 
+log = logging.getLogger("bkpose")
 POLICIES = ("all", "latest")
 _END = object()
 
@@ -99,6 +101,8 @@ class PoseEstimator:
         options: Dict[str, Any] = {"threads": threads} if str(model_path).endswith(".onnx") else {}
         self.backend: Backend = open_backend(str(model_path), device=device, **options)
         self.info = self.backend.info
+        if not self.info.trained:
+            log.warning("%s is untrained (random weights): the poses it finds are not people", model_path)
         self.decoder = Decoder(self.info.layout, **decoder_params)
         self.decoder_params = decoder_params
         self.preprocessor = self._make_preprocessor()

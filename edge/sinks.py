@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from edge.errors import BKPoseError
-from edge.files import save_json
+from edge.files import check_writable, save_json
 from edge.layout import COCO_SKELETON
 from edge.pipeline import Result
 
@@ -49,20 +50,22 @@ def result_record(result: Result) -> Dict[str, Any]:
 class JsonlSink:
     """One JSON line per frame, flushed per frame (and fsync'd when `durable`).
 
-    The file is opened for appending, so a restarted service continues the same file and
-    logrotate's `copytruncate` works; delete the file first for a fresh one.
+    The path is checked when the sink is made (before any work), but the file is opened at the
+    first line, so a run that processed nothing leaves no empty file. It is opened for appending,
+    so a restarted service continues the same file and logrotate's `copytruncate` works; delete
+    the file first for a fresh one.
     """
 
     def __init__(self, path: str, durable: bool = False) -> None:
         self.path, self.durable = path, durable
-        try:
-            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        except OSError as err:
-            raise SinkError(f"{path}: cannot write JSON Lines ({err.strerror or err})") from None
+        self.file: Optional[Any] = None
+        check_output(path, "JSON Lines")
 
     def write(self, result: Result) -> None:
         line = json.dumps(result_record(result), separators=(",", ":")) + "\n"
         try:
+            if self.file is None:
+                self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self.file.write(line)
             self.file.flush()
             if self.durable:
@@ -73,7 +76,26 @@ class JsonlSink:
             ) from None
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def check_output(path: str, what: str) -> None:
+    """SinkError unless `path` can be written: said before a model loads or a frame runs."""
+    try:
+        check_writable(path)
+    except OSError as err:
+        raise SinkError(f"{path}: cannot write {what} ({err.strerror or err})") from None
+
+
+def gui_available() -> bool:
+    """Whether OpenCV can open windows (`opencv-python-headless`, the default install, cannot)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper() not in ("NONE", "NO", "")
+    return True
 
 
 def draw_poses(image: np.ndarray, result: Result, min_score: float = 0.0) -> np.ndarray:
@@ -102,6 +124,7 @@ class VideoSink:
         self.path, self.fps = path, fps
         self.writer: Any = None
         self.size: Optional[tuple] = None
+        check_output(path, "video")
 
     def write(self, result: Result) -> None:
         import cv2
@@ -124,11 +147,19 @@ class VideoSink:
 
 
 class CocoSink:
-    """COCO keypoint results JSON for an image set (score with pycocotools)."""
+    """COCO keypoint results JSON for an image set (score with pycocotools).
+
+    Results are written at `close`, atomically; the path is checked when the sink is made. If
+    writing still fails (the disk filled up meanwhile), they go to a file in the temporary folder
+    and the error names it: a whole run's results are never lost to the last step. Nothing is
+    written when no frame ran.
+    """
 
     def __init__(self, path: str, image_ids: Optional[Dict[str, int]] = None) -> None:
         self.path, self.image_ids = path, image_ids or {}
         self.results: List[Dict[str, Any]] = []
+        self.frames = 0
+        check_output(path, "COCO results")
 
     def image_id(self, result: Result) -> int:
         if result.name in self.image_ids:
@@ -137,10 +168,19 @@ class CocoSink:
         return int(stem) if stem.isdigit() else result.index
 
     def write(self, result: Result) -> None:
+        self.frames += 1
         self.results.extend(result.poses.to_coco_results(self.image_id(result)))
 
     def close(self) -> None:
+        if not self.frames:
+            return
         try:
             save_json(self.results, self.path)
         except OSError as err:
-            raise SinkError(f"{self.path}: cannot write COCO results ({err.strerror or err})") from None
+            fallback = os.path.join(tempfile.gettempdir(), f"bkpose-coco-{os.getpid()}.json")
+            try:
+                save_json(self.results, fallback)
+                kept = f"; the {len(self.results)} results were saved to {fallback}"
+            except OSError:
+                kept = ""
+            raise SinkError(f"{self.path}: cannot write COCO results ({err.strerror or err}){kept}") from None

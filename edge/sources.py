@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Size
 import numpy as np
 
 from edge.errors import BKPoseError
+from edge.redact import redact
 
 log = logging.getLogger("bkpose.sources")
 
@@ -161,7 +162,9 @@ class LiveSource(Source):
 
     When reading fails the capture is released and reopened after 0.5 s, 1 s, 2 s ... (at most
     `max_backoff`), until it delivers again or the source is closed; each reopening is counted
-    and the seconds without frames are added to `stats.gap_seconds`.
+    and the seconds without frames are added to `stats.gap_seconds`. With `wait_at_start` a
+    source that cannot be opened at first is retried the same way instead of failing. The
+    description is redacted: URL credentials never reach a log line or an output.
     """
 
     live = True
@@ -172,9 +175,11 @@ class LiveSource(Source):
         description: str,
         max_backoff: float = 8.0,
         first_backoff: float = 0.5,
+        wait_at_start: bool = False,
     ) -> None:
         super().__init__()
-        self.opener, self.description = opener, description
+        self.opener, self.description = opener, redact(description)
+        self.wait_at_start = wait_at_start  # an appliance often boots before its camera
         self.max_backoff, self.first_backoff = max_backoff, first_backoff
         self.fps = 30.0
 
@@ -187,9 +192,13 @@ class LiveSource(Source):
     def frames(self) -> Iterator[Frame]:
         capture = self._open()
         if capture is None:
-            raise SourceError(
-                f"{self.description}: cannot open (is it connected, and not used by another program?)"
-            )
+            if not self.wait_at_start:
+                raise SourceError(
+                    f"{self.description}: cannot open (is it connected, and not used by another program?)"
+                )
+            capture = self._open_with_backoff("not available yet; waiting", count=False)
+            if capture is None:  # closed while waiting
+                return
         index = 0
         try:
             while not self._closed.is_set():
@@ -200,26 +209,36 @@ class LiveSource(Source):
                     index += 1
                     continue
                 capture.release()
-                capture = self._reopen()
+                capture = self._open_with_backoff("no frame; reopening", count=True)
                 if capture is None:
                     return
         finally:
             if capture is not None:
                 capture.release()
 
-    def _reopen(self) -> Any:
+    def _open_with_backoff(self, why: str, count: bool) -> Any:
+        """Retry opening after 0.5 s, 1 s, 2 s ... until it works (the capture) or the source is
+        closed (None). `count`: a reopening after frames flowed, counted with its gap."""
         lost = time.perf_counter()
         delay = self.first_backoff
-        log.warning("%s: no frame; reopening", self.description)
+        log.warning("%s: %s", self.description, why)
         while not self._closed.wait(delay):
             capture = self._open()
             if capture is not None:
-                self.stats.reopens += 1
-                self.stats.gap_seconds += time.perf_counter() - lost
-                log.warning("%s: reopened after %.1f s", self.description, time.perf_counter() - lost)
+                if count:
+                    self.stats.reopens += 1
+                    self.stats.gap_seconds += time.perf_counter() - lost
+                log.warning("%s: opened after %.1f s", self.description, time.perf_counter() - lost)
                 return capture
             delay = min(delay * 2, self.max_backoff)
         return None
+
+
+def quiet_ffmpeg() -> None:
+    """FFmpeg inside OpenCV prints its own lines ("moov atom not found", "Connection refused",
+    with the URL) before our one-line error; the commands keep only its fatal messages, unless
+    OPENCV_FFMPEG_LOGLEVEL is set. Must run before the first capture is opened."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
 
 
 def gstreamer_available() -> bool:
@@ -249,14 +268,15 @@ def _capture(target: Any, api: Optional[int] = None) -> Callable[[], Any]:
     return opener
 
 
-def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) -> Source:
-    """The source `spec` names (see the module docstring)."""
+def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30, wait: bool = False) -> Source:
+    """The source `spec` names (see the module docstring). `wait`: a live source that cannot be
+    opened yet is retried with the reconnection back-off instead of failing."""
     import cv2
 
     text = str(spec).strip()
     if text.isdigit() or text.startswith("/dev/video"):
         index = int(text) if text.isdigit() else text
-        return LiveSource(_capture(index), f"camera {text}")
+        return LiveSource(_capture(index), f"camera {text}", wait_at_start=wait)
     if text.startswith("csi://"):
         if not gstreamer_available():
             raise SourceError(
@@ -264,13 +284,13 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) 
                 "(on Jetson use apt's python3-opencv, not the pip wheel)"
             )
         pipeline = csi_pipeline(int(text[6:] or 0), width, height, fps)
-        return LiveSource(_capture(pipeline, cv2.CAP_GSTREAMER), f"CSI camera {text}")
+        return LiveSource(_capture(pipeline, cv2.CAP_GSTREAMER), f"CSI camera {text}", wait_at_start=wait)
     if " ! " in text:
         if not gstreamer_available():
             raise SourceError("a GStreamer pipeline needs OpenCV built with GStreamer, and this one is not")
-        return LiveSource(_capture(text, cv2.CAP_GSTREAMER), "GStreamer pipeline")
+        return LiveSource(_capture(text, cv2.CAP_GSTREAMER), "GStreamer pipeline", wait_at_start=wait)
     if "://" in text:
-        return LiveSource(_capture(text), text)
+        return LiveSource(_capture(text), text, wait_at_start=wait)
     if os.path.isdir(text):
         files = sorted(f for f in glob.glob(os.path.join(text, "*")) if f.lower().endswith(IMAGE_SUFFIXES))
         return ImageSource(files, text)
@@ -278,7 +298,7 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30) 
         files = sorted(f for f in glob.glob(text) if f.lower().endswith(IMAGE_SUFFIXES))
         return ImageSource(files, text)
     if not os.path.exists(text):
-        raise SourceError(f"{text}: no such file, folder, camera or stream")
+        raise SourceError(f"{redact(text)}: no such file, folder, camera or stream")
     if text.lower().endswith(IMAGE_SUFFIXES):
         return ImageSource([text], text)
     return VideoSource(text)

@@ -181,12 +181,13 @@ def two_precisions(tmp_path_factory):
     return str(out / "bkpose-random-s3.fp32.onnx")
 
 
-def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_data, tmp_path):
+def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_data, tmp_path, capsys):
     mini = shared_data / "images" / "coco_train2017_mini"
     args = ["--model", two_precisions, "--accuracy", "--annotations", str(mini / "person_keypoints.json"),
             "--images", str(mini), "--precision", "fp32,fp16", "--threads", "1"]  # fmt: skip
     code = bench.main([*args, "--max-ap-drop", "1.0", "--json", str(tmp_path / "acc.json")])
     assert code == 0
+    assert "28/28" in capsys.readouterr().err  # a progress bar per variant, not minutes of silence
     data = json.loads((tmp_path / "acc.json").read_text())
     jsonschema.validate(data, SCHEMA)
     acc = data["accuracy"]
@@ -195,3 +196,114 @@ def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_da
     assert acc["by_precision"]["fp32"]["ap_drop"] == 0.0
     assert acc["by_precision"]["fp16"]["agreement_with_fp32"]["reference_people"] >= 0
     assert bench.main([*args, "--max-ap-drop", "-1", "--json", str(tmp_path / "gate.json")]) == 1
+
+
+# ------------------------------------------------------------------ what a new user meets
+def _bench_cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "benchmarks.bench", *map(str, args)],
+                          capture_output=True, text=True, timeout=240, cwd=cwd)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--frames", "0"], "--frames"),
+        (["--frames", "-5"], "--frames"),
+        (["--duration", "-1"], "--duration"),
+        (["--threads", "-3"], "--threads"),
+        (["--warmup", "-1"], "--warmup"),
+    ],
+)
+def test_numbers_out_of_range_are_refused(args, words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "must be" in err
+
+
+def test_user_mistakes_are_one_line_and_exit_2(default_run, tmp_path):
+    _, _, saved = default_run
+    model = json.loads(saved.read_text())["runs"][0]["model"]
+    text_model = tmp_path / "notes.onnx"
+    text_model.write_text("not a model")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00garbage" * 100)
+    cases = [
+        (["--model", tmp_path / "missing.onnx"], "no such model"),
+        (["--model", text_model, "--json", tmp_path / "t.json"], "notes.onnx"),
+        (["--model", model, "--source", corrupt, "--json", tmp_path / "c.json"], "corrupt.mp4"),
+        (["--compare", tmp_path / "a.json", saved], "no such result file"),
+        (["--model", model, "--json", tmp_path / "no" / "such" / "dir" / "r.json"], "cannot write"),
+    ]
+    for args, words in cases:
+        out = _bench_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert "Traceback" not in out.stderr and words in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_camera_password_never_reaches_output_or_json(default_run, tmp_path):
+    _, _, saved = default_run
+    model = json.loads(saved.read_text())["runs"][0]["model"]
+    out_json = tmp_path / "r.json"
+    url = "rtsp://admin:S3cretPass@127.0.0.1:9/cam"
+    out = _bench_cli("--model", model, "--source", url, "--json", out_json)
+    assert out.returncode == 2 and "admin:***@" in out.stderr
+    written = out_json.read_text() if out_json.exists() else ""
+    assert "S3cretPass" not in out.stdout + out.stderr + written
+
+
+def test_video_source_streams_and_read_includes_decoding(default_run, shared_data, tmp_path):
+    """The video is decoded frame by frame during the run (looped), never held in memory whole."""
+    _, _, saved = default_run
+    model = json.loads(saved.read_text())["runs"][0]["model"]
+    video = shared_data / "videos" / "posetrack18_000001_mpiinew_test.mp4"  # 5 frames at 1280x720
+    frames, text, live = bench.source_frames(str(video))
+    assert not live and "streamed" in text and not isinstance(frames, list)
+    assert [next(frames).shape for _ in range(12)] == [(720, 1280, 3)] * 12  # 12 > 5: reopened at its end
+    out = tmp_path / "v.json"
+    code = bench.main(["--model", model, "--source", str(video), "--frames", "8", "--warmup", "0",
+                       "--threads", "1", "--mode", "sequential", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["frames"] == 8 and "streamed" in run["source"]
+
+
+def test_other_cpu_load_is_measured_and_warned():
+    start = {"busy_s": 10.0, "total_s": 100.0, "own_s": 1.0}
+    end = {"busy_s": 60.0, "total_s": 200.0, "own_s": 21.0}  # 50 s busy, 20 s of them ours
+    assert ds.other_load(start, end) == pytest.approx(0.3)
+    assert ds.other_load(None, end) is None
+    assert ds.cpu_times() is not None and ds.cpu_times()["total_s"] > 0
+
+
+def test_pipelined_bound_uses_means_so_fps_cannot_exceed_it():
+    stages = {"infer": {"median": 40.0, "mean": 50.0}, "preprocess": {"median": 1.0, "mean": 1.0}}
+    assert bench.pipelined_bound(stages) == pytest.approx(1e3 / 51.0)
+
+
+def test_an_untrained_model_is_said_in_the_table(capsys):
+    run = {
+        "model": "m.onnx",
+        "precision": "fp32",
+        "mode": "sequential",
+        "frames": 1,
+        "source": "x",
+        "fps": 1.0,
+        "backend": {"backend": "onnxruntime", "on_gpu": False, "trained": False},
+        "stages_ms": {},
+        "one_off_s": {},
+        "dropped": 0,
+        "decode_by_crowd": [],
+        "people_per_frame": {"mean": 0, "max": 0},
+        "memory": {"host_rss_mib": 1.0, "host_peak_rss_mib": 1.0},
+    }
+    bench.print_run(run)
+    assert "UNTRAINED" in capsys.readouterr().out
+    run["backend"]["trained"] = True
+    bench.print_run(run)
+    assert "UNTRAINED" not in capsys.readouterr().out

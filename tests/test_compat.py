@@ -1,5 +1,6 @@
 """The compatibility contract: `edge` imports on a CPU-only machine without torch, tensorrt or pycuda."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -51,3 +52,16 @@ def test_engine_build_and_tensorrt_backend_import_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_numba_cache_is_never_written_inside_the_package(tmp_path):
+    """A cache under site-packages/edge outlives a reinstall and shadows the real package."""
+    code = "import edge, numba; print(numba.config.CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    python = [sys.executable, "-c", code]
+    default = subprocess.run(python, env=env, capture_output=True, text=True, check=True)
+    assert default.stdout.strip() == str(tmp_path / "cache" / "bkpose" / "numba")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
+    chosen = subprocess.run(python, env=env, capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == str(tmp_path / "mine")

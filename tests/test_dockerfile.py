@@ -75,3 +75,15 @@ def hadolint():
 def test_hadolint_passes():
     out = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_documented_docker_run_has_an_init():
+    """PID 1 in a container ignores signals it has no handler for: `--init` puts tini there."""
+    runs = [
+        line
+        for doc in ("docs/jetson.md", "Dockerfile.l4t", "README.md")
+        for line in (ROOT / doc).read_text().splitlines()
+        if "docker run" in line and "`docker run`" not in line  # commands, not the prose about them
+    ]
+    assert len(runs) >= 5
+    assert all("docker run --init" in line for line in runs), [r for r in runs if "--init" not in r]

@@ -155,6 +155,9 @@ def test_cli_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     assert err == [
         f"bkpose-export: error: {bad}: not a PyTorch checkpoint (neither a zip archive nor a pickle)"
     ]
+    out = tmp_path / "new-folder"
+    assert cli.main(["--checkpoint", str(bad), "--out", str(out), "--quiet"]) == 2
+    assert not out.exists()  # a failed export leaves no empty folder behind
 
 
 # ---------------------------------------------------------------- the checker on hand-made graphs
