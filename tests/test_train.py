@@ -336,3 +336,30 @@ def test_export_uses_the_trained_input_size(shared_data, tmp_path):
     assert (info.input_width, info.input_height, info.trained) == (128, 128, True)
     export_cli.run(export_cli.parse_args([*common, "--name", "o", "--input-size", "192"]))
     assert info_of(tmp_path / "e" / "o.fp32.onnx").input_width == 192
+
+
+def test_packed_set_gives_the_same_targets_as_the_originals(shared_data, tmp_path):
+    """A lent GPU gets the training photos packed small; its targets must match the originals'."""
+    from train.pack import pack
+
+    mini = shared_data / MINI
+    summary = pack(str(mini), str(mini / "person_keypoints.json"), 128, str(tmp_path / "p"))
+    assert summary["images"] == 28 and summary["megabytes"] < 1
+    original = CocoKeypoints(
+        str(mini), str(mini / "person_keypoints.json"), input_size=128, augment=False, limit=4
+    )
+    packed = CocoKeypoints(
+        str(tmp_path / "p" / "images"),
+        str(tmp_path / "p" / "annotations.json"),
+        input_size=128,
+        augment=False,
+        limit=4,
+    )
+    for i in range(4):
+        _, t_orig, m_orig = original[i]
+        _, t_pack, m_pack = packed[i]
+        keypoint_maps = slice(30, 48)
+        # the packed short side is rounded to whole pixels: content moves by up to half a pixel,
+        # which changes a sigma-9 px Gaussian by up to ~0.03
+        assert float((t_orig[keypoint_maps] - t_pack[keypoint_maps]).abs().max()) < 0.05
+        assert float((m_orig - m_pack).abs().mean()) < 0.02
