@@ -28,12 +28,13 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, time_stats, write_json
 from benchmarks.device_stamp import device_stamp, finish_stamp
+from edge.argtypes import above, at_least
 from edge.errors import BKPoseError
 from edge.redact import redact
 from edge.signals import StopSignals
@@ -474,26 +475,6 @@ class UsageError(Exception):
     """A user mistake (missing file, bad model or source, unwritable output): one line, exit 2."""
 
 
-def _at_least(minimum: Any, kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, found {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, found {value}")
-        return value
-
-    return parse
-
-
-def _above_zero(text: str) -> float:
-    value = _at_least(0.0, float)(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0, found 0")
-    return value
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bkpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -507,11 +488,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="video, image folder/glob, camera index, csi://N, rtsp://... (default: generated frames)",
     )
     amount = p.add_mutually_exclusive_group()
-    amount.add_argument("--frames", type=_at_least(1, int), default=200, help="measured frames (default 200)")
-    amount.add_argument("--duration", type=_above_zero, help="measure for S seconds instead")
+    amount.add_argument("--frames", type=at_least(1, int), default=200, help="measured frames (default 200)")
+    amount.add_argument("--duration", type=above(0.0), help="measure for S seconds instead")
     p.add_argument(
         "--warmup",
-        type=_at_least(0.0, float),
+        type=at_least(0.0, float),
         default=1.0,
         help="seconds of unmeasured frames first (default 1)",
     )
@@ -519,7 +500,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
-        "--threads", type=_at_least(0, int), default=0, help="ONNX Runtime CPU threads (0: its default)"
+        "--threads", type=at_least(0, int), default=0, help="ONNX Runtime CPU threads (0: its default)"
     )
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two results side by side")

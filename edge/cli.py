@@ -17,24 +17,12 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
+from edge.argtypes import at_least
 from edge.errors import BKPoseError
 from edge.redact import redact
 from edge.signals import StopSignals
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, found {value}")
-        return value
-
-    return parse
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -45,23 +33,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--model", required=True, help=".onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=_count(0), default=0, help="ONNX Runtime CPU threads (0: its default)")
+    p.add_argument("--threads", type=at_least(0), default=0, help="ONNX Runtime CPU threads (0: its default)")
     p.add_argument("--jsonl", help="write one JSON line per frame here")
     p.add_argument("--video", help="write the annotated frames to this video file")
     p.add_argument("--coco", help="write COCO keypoint results JSON (image sets)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window")
     p.add_argument("--policy", choices=("latest", "all"), help="drop stale frames (latest) or none (all); "
                                                               "default: latest for live sources")  # fmt: skip
-    p.add_argument("--max-frames", type=_count(1), default=None, help="stop after N frames")
+    p.add_argument("--max-frames", type=at_least(1), default=None, help="stop after N frames")
     p.add_argument(
         "--wait",
         action="store_true",
         help="a camera or stream that cannot be opened yet is retried with back-off (0.5 s doubling "
         "to 8 s) until it appears, instead of exiting",
     )
-    p.add_argument("--width", type=_count(1), default=1280, help="CSI camera width")
-    p.add_argument("--height", type=_count(1), default=720, help="CSI camera height")
-    p.add_argument("--fps", type=_count(1), default=30, help="CSI camera frame rate")
+    p.add_argument("--width", type=at_least(1), default=1280, help="CSI camera width")
+    p.add_argument("--height", type=at_least(1), default=720, help="CSI camera height")
+    p.add_argument("--fps", type=at_least(1), default=30, help="CSI camera frame rate")
     p.add_argument("--fsync", action="store_true", help="fsync the JSON Lines file after every frame")
     args = p.parse_args(argv)
     if args.show:

@@ -54,3 +54,36 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory):
+    """The untrained seed-1 BK-Pose as FP32 ONNX at 512, exported once for the whole session."""
+    pytest.importorskip("torch")
+    from export import cli
+
+    out = tmp_path_factory.mktemp("random-model")
+    cli.run(cli.parse_args(["--random-init", "--seed", "1", "--out", str(out), "--no-fp16", "--quiet"]))
+    return str(out / "bkpose-random-s1.fp32.onnx")
+
+
+@pytest.fixture(scope="session")
+def bar_video(tmp_path_factory):
+    """Makes real MJPG videos of 320x240 with a bright bar moving `step` px a frame; `label`
+    paints the frame index in. Returns the file's path."""
+    import cv2
+    import numpy as np
+
+    def make(frames: int, step: int, label: bool = False) -> str:
+        path = str(tmp_path_factory.mktemp("video") / f"bar-{frames}.avi")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+        for i in range(frames):
+            frame = np.full((240, 320, 3), 40, np.uint8)
+            cv2.rectangle(frame, (10 + step * i, 60), (30 + step * i, 200), (220, 220, 220), -1)
+            if label:
+                cv2.putText(frame, str(i), (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
+            writer.write(frame)
+        writer.release()
+        return path
+
+    return make

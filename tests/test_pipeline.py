@@ -25,12 +25,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from export import cli
-
-    out = tmp_path_factory.mktemp("model")
-    cli.run(cli.parse_args(["--random-init", "--seed", "1", "--out", str(out), "--no-fp16", "--quiet"]))
-    return str(out / "bkpose-random-s1.fp32.onnx")
+def model(random_model):
+    return random_model
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +38,9 @@ def estimator(model):
 
 
 @pytest.fixture(scope="module")
-def generated_video(tmp_path_factory):
+def generated_video(bar_video):
     """20 frames of 320x240 with a moving bright bar; the frame index is painted in."""
-    path = str(tmp_path_factory.mktemp("video") / "generated.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(20):
-        frame = np.full((240, 320, 3), 40, np.uint8)
-        cv2.rectangle(frame, (10 + 10 * i, 60), (30 + 10 * i, 200), (220, 220, 220), -1)
-        cv2.putText(frame, str(i), (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
-        writer.write(frame)
-    writer.release()
-    return path
+    return bar_video(20, 10, label=True)
 
 
 def pipeline_threads():

@@ -26,25 +26,14 @@ SECRET_URL = f"rtsp://admin:{SECRET}@127.0.0.1:9/cam"  # nothing listens on the 
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from export import cli
-
-    out = tmp_path_factory.mktemp("model")
-    cli.run(cli.parse_args(["--random-init", "--seed", "1", "--out", str(out), "--no-fp16", "--quiet"]))
-    return str(out / "bkpose-random-s1.fp32.onnx")
+def model(random_model):
+    return random_model
 
 
 @pytest.fixture(scope="module")
-def long_video(tmp_path_factory):
+def long_video(bar_video):
     """A real 120-frame video: long enough to be stopped in the middle."""
-    path = str(tmp_path_factory.mktemp("video") / "long.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(120):
-        frame = np.full((240, 320, 3), 40, np.uint8)
-        cv2.rectangle(frame, (10 + 2 * i, 60), (30 + 2 * i, 200), (220, 220, 220), -1)
-        writer.write(frame)
-    writer.release()
-    return path
+    return bar_video(120, 2)
 
 
 @pytest.fixture

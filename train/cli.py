@@ -29,26 +29,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from edge.argtypes import above, at_least
 from edge.files import atomic_write
 from export.model import BKPose, init_quiet_heads, init_simplepose
 from train.data import CocoKeypoints, EpochSampler, quiet_worker
 from train.evaluate import evaluate
 from train.loss import LossConfig, multiscale_loss
 from train.state import compact, expand, rng_state, set_rng_state
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, found {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, found {value}")
-    return value
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -61,9 +48,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--val-images", help="validation image folder")
     p.add_argument("--val-annotations", help="COCO person keypoints JSON of the validation images")
     p.add_argument("--out", required=True, help="run folder: checkpoints and log.jsonl")
-    p.add_argument("--epochs", type=_positive_int, default=60)
-    p.add_argument("--batch", type=_positive_int, default=8)
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--epochs", type=at_least(1), default=60)
+    p.add_argument("--batch", type=at_least(1), default=8)
+    p.add_argument("--lr", type=above(0.0), default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=200, help="linear learning-rate warm-up (default 200)")
     p.add_argument("--l2-epochs", type=int, default=1, help="epochs of plain L2 before focal L2 (default 1)")
     p.add_argument("--gamma", type=float, default=2.0, help="focal L2 exponent (Simple Pose README: 2)")
@@ -84,7 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=max(1, min(8, cores // 2)),
         help="data loader processes (default: half the cores; a sample costs ~5 ms, a step ~1 s on a CPU)",
     )
-    p.add_argument("--threads", type=_positive_int, default=cores, help="PyTorch intra-op threads on a CPU")
+    p.add_argument("--threads", type=at_least(1), default=cores, help="PyTorch intra-op threads on a CPU")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--precision",
@@ -104,10 +91,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N validation images")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke tests)")
     p.add_argument("--max-steps", type=int, default=None, help="stop each epoch after N steps (smoke tests)")
-    p.add_argument("--log-every", type=_positive_int, default=20, help="log every N steps")
-    p.add_argument("--save-every-min", type=_positive_float, help="also write last.pth every N minutes")
+    p.add_argument("--log-every", type=at_least(1), default=20, help="log every N steps")
+    p.add_argument("--save-every-min", type=above(0.0), help="also write last.pth every N minutes")
     p.add_argument(
-        "--time-budget-min", type=_positive_float, help="stop cleanly, checkpoint written, after M minutes"
+        "--time-budget-min", type=above(0.0), help="stop cleanly, checkpoint written, after M minutes"
     )
     args = p.parse_args(argv)
     if args.input_size % 64 or args.input_size < 64:
