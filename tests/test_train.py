@@ -363,3 +363,22 @@ def test_packed_set_gives_the_same_targets_as_the_originals(shared_data, tmp_pat
         # which changes a sigma-9 px Gaussian by up to ~0.03
         assert float((t_orig[keypoint_maps] - t_pack[keypoint_maps]).abs().max()) < 0.05
         assert float((m_orig - m_pack).abs().mean()) < 0.02
+
+
+@pytest.mark.slow
+def test_model_report_exports_at_the_trained_size_and_scores_every_precision(shared_data, tmp_path):
+    from benchmarks import model_report
+
+    cli.Trainer(_args(shared_data, tmp_path / "run", "--epochs", "1")).run()
+    mini = shared_data / MINI
+    code = model_report.main(
+        ["--checkpoint", str(tmp_path / "run" / "last.pth"), "--name", "tiny", "--out", str(tmp_path / "e"),
+         "--calib-images", str(shared_data / "train" / "coco_val2017_extra"), "--calib-limit", "32",
+         "--annotations", str(mini / "person_keypoints.json"), "--images", str(mini), "--threads", "1",
+         "--json", str(tmp_path / "report.json")]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["manifest"]["input"]["shape"][2:] == [128, 128]  # trained at 128, exported at 128
+    assert set(report["accuracy"]["by_precision"]) == {"fp32", "fp16", "int8"}
+    assert "| int8 |" in report["markdown"] and "mean OKS vs fp32" in report["markdown"]
