@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks.common import RESULTS_DIR, time_stats, write_json
 from benchmarks.device_stamp import device_stamp, finish_stamp
+from edge import stages
 from edge.argtypes import above, at_least
 from edge.errors import BKPoseError
 from edge.redact import redact
@@ -45,30 +46,9 @@ VERSION = 1
 SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "bench_result.json")
 ENGINES = Path(os.environ.get("BKPOSE_ENGINES", "engines"))  # relative to the working directory
 DEFAULT_ONNX = ENGINES / "bkpose-random-s0.fp32.onnx"
-STAGES = (
-    "read",
-    "preprocess",
-    "infer",
-    "upload_gpu",
-    "infer_gpu",
-    "download_gpu",
-    "peaks",
-    "grouping",
-    "total",
-)
+STAGES = stages.REPORTED  # the table's rows and --compare's, in order (edge/stages.py)
 CROWD_BUCKETS = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, 10**6))
-INCLUDES = {
-    "read": "next frame from the source (video decode; ~0 for generated frames)",
-    "preprocess": "letterbox + normalise (CPU reference; on TensorRT the CUDA kernel incl. frame upload)",
-    "infer": "host wall time of the model call (ONNX Runtime run / TensorRT enqueue + copy back)",
-    "preprocess_gpu": "CUDA events: frame upload + letterbox kernel (TensorRT pipeline)",
-    "upload_gpu": "CUDA events: host-to-device input copy (TensorRT, host-input calls)",
-    "infer_gpu": "CUDA events: engine execution",
-    "download_gpu": "CUDA events: device-to-host heatmap copy",
-    "peaks": "peak finding (NMS, refinement) on the 18 keypoint maps",
-    "grouping": "limb scoring, matching and person assembly",
-    "total": "sequential: read start to poses; pipelined: capture to result (includes queueing)",
-}
+INCLUDES = stages.MEANING
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -223,7 +203,6 @@ class Budget:
 def run_sequential(
     estimator: Any, frames: Iterator[np.ndarray], budget: Budget, warmup_s: float
 ) -> Dict[str, Any]:
-    host = np.zeros_like(estimator.host_input)
     samples: Dict[str, List[float]] = {s: [] for s in STAGES}
     people: List[int] = []
     decode_ms: List[float] = []
@@ -236,21 +215,19 @@ def run_sequential(
         if frame is None:
             break
         t1 = time.perf_counter()
-        heatmaps, lb, timings = estimator.run_model(frame, host)
-        poses = estimator.decoder.decode(heatmaps, lb)
+        poses, timings = estimator.process(frame)
         t2 = time.perf_counter()
         if t2 < warm_end:
             continue
         if started is None:
             started = t0
             budget.start = t0
-        timings.update(estimator.decoder.last_timings)
-        timings["read"] = (t1 - t0) * 1e3
-        timings["total"] = (t2 - t0) * 1e3
+        timings[stages.READ] = (t1 - t0) * 1e3
+        timings[stages.TOTAL] = (t2 - t0) * 1e3
         for key, value in timings.items():
             samples.setdefault(key, []).append(value)
         people.append(len(poses))
-        decode_ms.append(timings["peaks"] + timings["grouping"])
+        decode_ms.append(timings[stages.PEAKS] + timings[stages.GROUPING])
         done += 1
         if not budget.more(done):
             break
@@ -280,12 +257,12 @@ def run_pipelined(
             budget.start = now
             continue  # measure intervals between results from here on
         timings = dict(result.timings_ms)
-        timings["total"] = timings.pop("latency", 0.0)
+        timings[stages.TOTAL] = timings.pop(stages.LATENCY, 0.0)
         for key, value in timings.items():
-            if key != "decode":
+            if key != stages.DECODE:  # peaks + grouping are its parts
                 samples.setdefault(key, []).append(value)
         people.append(len(result.poses))
-        decode_ms.append(timings.get("peaks", 0.0) + timings.get("grouping", 0.0))
+        decode_ms.append(timings.get(stages.PEAKS, 0.0) + timings.get(stages.GROUPING, 0.0))
         done += 1
         last = result
         if not budget.more(done):
@@ -311,14 +288,11 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
             raw = run_pipelined(estimator, frames, budget, args.warmup, live)
         else:
             raw = run_sequential(estimator, frames, budget, args.warmup)
-        gpu_memory = None
-        if estimator.backend.on_gpu and hasattr(estimator.backend, "device"):
-            free, total = estimator.backend.device.memory_info()
-            gpu_memory = {"used_mib": (total - free) / 2**20, "total_mib": total / 2**20}
+        gpu_memory = estimator.backend.memory()
         backend = estimator.backend.describe()
     finally:
         estimator.close()
-    stages = summarise(raw["samples"])
+    stage_stats = summarise(raw["samples"])
     fps = raw["frames"] / raw["seconds"] if raw["seconds"] > 0 else 0.0
     run: Dict[str, Any] = {
         "model": os.path.abspath(path),
@@ -329,7 +303,7 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
         "frames": raw["frames"],
         "seconds": raw["seconds"],
         "fps": fps,
-        "stages_ms": stages,
+        "stages_ms": stage_stats,
         "one_off_s": {"model_load": load_s, **warm},
         "dropped": raw["dropped"],
         "people_per_frame": {
@@ -339,21 +313,25 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
         "decode_by_crowd": crowd_table(raw["people"], raw["decode_ms"]),
         "memory": {**memory(), "gpu": gpu_memory},
     }
-    if args.mode == "pipelined" and stages:
-        run["bound_fps"] = pipelined_bound(stages)
+    if args.mode == "pipelined" and stage_stats:
+        run["bound_fps"] = pipelined_bound(stage_stats)
         run["fraction_of_bound"] = fps / run["bound_fps"] if run["bound_fps"] else None
     return run
 
 
-def pipelined_bound(stages: Dict[str, Dict[str, float]]) -> Optional[float]:
+def pipelined_bound(stage_stats: Dict[str, Dict[str, float]]) -> Optional[float]:
     """1 / slowest pipeline thread, in FPS: capture (read), inference (preprocess + infer), decode
     (peaks + grouping), from the stages' mean ms. Throughput is frames over seconds, a mean, so
     the bound uses means too (medians gave ratios above 100 % on skewed stage times)."""
 
     def mean(name: str) -> float:
-        return stages.get(name, {}).get("mean", 0.0)
+        return stage_stats.get(name, {}).get("mean", 0.0)
 
-    slowest = max(mean("read"), mean("preprocess") + mean("infer"), mean("peaks") + mean("grouping"))
+    slowest = max(
+        mean(stages.READ),
+        mean(stages.PREPROCESS) + mean(stages.INFER),
+        mean(stages.PEAKS) + mean(stages.GROUPING),
+    )
     return 1e3 / slowest if slowest > 0 else None
 
 

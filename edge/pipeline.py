@@ -27,13 +27,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
+from edge import stages
 from edge.backends import Backend, open_backend
 from edge.decode import Decoder
 from edge.decode.poses import Poses
+from edge.layout import require_compatible
 from edge.preprocess import validate_frame
 from edge.sources import Source
 
@@ -93,76 +95,51 @@ def coerce_frame(image: Any) -> Tuple[Optional[np.ndarray], str]:
 
 
 class PoseEstimator:
-    """Model file in, people out. `device`: "auto" (GPU backend if available), "cpu" or "cuda"."""
+    """Model in, people out. `model`: a model file (opened with `device`: "auto" for the GPU backend
+    where there is one, "cpu" or "cuda") or an open `Backend`, which the estimator then owns.
+
+    It calls the backend's one method, `run(frame)`, and never asks what kind of backend it holds.
+    """
 
     def __init__(
-        self, model_path: str, device: str = "auto", threads: int = 0, **decoder_params: Any
+        self, model: Union[str, Backend], device: str = "auto", threads: int = 0, **decoder_params: Any
     ) -> None:
-        options: Dict[str, Any] = {"threads": threads} if str(model_path).endswith(".onnx") else {}
-        self.backend: Backend = open_backend(str(model_path), device=device, **options)
-        self.info = self.backend.info
-        if not self.info.trained:
-            log.warning("%s is untrained (random weights): the poses it finds are not people", model_path)
-        self.decoder = Decoder(self.info.layout, **decoder_params)
-        self.decoder_params = decoder_params
-        self.preprocessor = self._make_preprocessor()
-        shape = tuple(d if isinstance(d, int) else 1 for d in self.backend.input.shape)
-        self.host_input = np.zeros(shape, np.float32)  # host input of the CPU path
-
-    def _make_preprocessor(self) -> Any:
-        """The fused CUDA kernel writing into the TensorRT input binding when the backend is a
-        TensorRT engine; the CPU reference (into a host array) for ONNX Runtime."""
-        from edge.preprocess import make_preprocessor
-
-        device = getattr(self.backend, "device", None) if hasattr(self.backend, "enqueue") else None
-        if device is None:
-            return make_preprocessor(self.info)
-        with device.active():
-            return make_preprocessor(self.info, device, self.backend.input.dtype)
-
-    def run_model(
-        self, image: np.ndarray, host_input: np.ndarray
-    ) -> Tuple[np.ndarray, Any, Dict[str, float]]:
-        """Preprocess and infer one BGR frame: (heatmaps [50, H, W], letterbox, stage times in ms)."""
-        backend = self.backend
-        t0 = time.perf_counter()
-        if hasattr(backend, "enqueue"):  # TensorRT: kernel -> engine -> pinned output, one stream
-            stream = backend.stream
-            with backend.device.active():
-                backend.start.record(stream)
-                lb = self.preprocessor(image, backend.input_ptr, stream)
-                backend.after_upload.record(stream)
-                t1 = time.perf_counter()
-                backend.enqueue(stream)
-                backend.after_infer.record(stream)
-                host = backend.download(stream)
-                backend.end.record(stream)
-                stream.synchronize()
-                heatmaps = np.array(host[0])  # the pinned buffer is reused by the next frame
-                gpu = backend.stage_times()
-            timings = {"preprocess_gpu": gpu["upload_gpu_ms"], "infer_gpu": gpu["infer_gpu_ms"],
-                       "download_gpu": gpu["download_gpu_ms"]}  # fmt: skip
+        if isinstance(model, Backend):
+            self.backend = model
         else:
-            _, lb = self.preprocessor(image, host_input)
-            t1 = time.perf_counter()
-            heatmaps = backend.infer(host_input)[0]
-            timings = {}
-        t2 = time.perf_counter()
-        timings.update(preprocess=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3)
-        return heatmaps, lb, timings
+            options: Dict[str, Any] = {"threads": threads} if str(model).endswith(".onnx") else {}
+            self.backend = open_backend(str(model), device=device, **options)
+        try:
+            self.info = self.backend.info
+            require_compatible(self.info.layout)
+            if not self.info.trained:
+                log.warning("%s is untrained (random weights): the poses it finds are not people",
+                            getattr(self.backend, "path", model))  # fmt: skip
+            self.decoder = Decoder(self.info.layout, **decoder_params)
+            self.decoder_params = decoder_params
+        except BaseException:
+            self.backend.close()  # nothing else holds it
+            raise
+
+    def process(self, frame: np.ndarray) -> Tuple[Poses, Dict[str, float]]:
+        """People in one frame and every stage's time in ms (`edge.stages` names)."""
+        heatmaps, lb, timings = self.backend.run(validate_frame(frame))
+        poses = self.decoder.decode(heatmaps, lb)
+        timings.update(self.decoder.last_timings)
+        return poses, timings
 
     # ------------------------------------------------------------------ one frame
     def warmup(self) -> Dict[str, float]:
         """Compile the Numba code and run the model once; returns the seconds each took."""
-        decode_s = self.decoder.warmup()
-        _, _, timings = self.run_model(np.zeros((8, 8, 3), np.uint8), self.host_input)  # one pass: both timed
-        return {"decoder_compile_s": decode_s, "first_inference_s": timings["infer"] / 1e3,
-                "preprocess_compile_s": timings["preprocess"] / 1e3}  # fmt: skip
+        stride = self.info.layout.stride
+        decode_s = self.decoder.warmup(self.info.input_height // stride, self.info.input_width // stride)
+        _, _, timings = self.backend.run(np.zeros((8, 8, 3), np.uint8))  # one pass: both timed
+        return {"decoder_compile_s": decode_s, "first_inference_s": timings[stages.INFER] / 1e3,
+                "preprocess_compile_s": timings[stages.PREPROCESS] / 1e3}  # fmt: skip
 
     def __call__(self, frame: np.ndarray) -> Poses:
         """People in one BGR uint8 frame (raises FrameError for anything else)."""
-        heatmaps, lb, _ = self.run_model(validate_frame(frame), self.host_input)
-        return self.decoder.decode(heatmaps, lb)
+        return self.process(frame)[0]
 
     # ------------------------------------------------------------------ many frames
     def stream(self, source: Source, policy: Optional[str] = None, queue_size: int = 2) -> Iterator[Result]:
@@ -182,6 +159,18 @@ class PoseEstimator:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _Inferred(NamedTuple):
+    """What the infer stage hands the decode stage for one frame."""
+
+    frame: Any  # edge.sources.Frame
+    image: Optional[np.ndarray]  # the converted frame; None when it was skipped
+    heatmaps: Optional[np.ndarray]
+    letterbox: Any
+    timings: Dict[str, float]
+    skipped: str  # why it was skipped ("" when it was not)
+    converted: str  # the conversion applied ("" when none)
 
 
 class _Failure:
@@ -281,8 +270,7 @@ class _Runner:
         self._put_final(self.captured, _END)
 
     def _infer(self) -> None:
-        est = self.estimator
-        buffer = np.zeros_like(est.host_input)
+        backend = self.estimator.backend
         while True:
             item = self._get(self.captured)
             if item is _END or isinstance(item, _Failure):
@@ -294,15 +282,16 @@ class _Runner:
                 reason = frame.error or note
                 with self.lock:
                     self.skipped += 1
-                if not self._put(self.inferred, (frame, None, None, None, {"read": read_ms}, reason, "")):
+                skipped = _Inferred(frame, None, None, None, {stages.READ: read_ms}, reason, "")
+                if not self._put(self.inferred, skipped):
                     return
                 continue
             if note:
                 with self.lock:
                     self.converted += 1
-            heatmaps, lb, timings = est.run_model(image, buffer)
-            timings["read"] = read_ms
-            if not self._put(self.inferred, (frame, image, heatmaps, lb, timings, "", note)):
+            heatmaps, lb, timings = backend.run(image)
+            timings[stages.READ] = read_ms
+            if not self._put(self.inferred, _Inferred(frame, image, heatmaps, lb, timings, "", note)):
                 return
 
     def _decode(self) -> None:
@@ -312,19 +301,19 @@ class _Runner:
             if item is _END or isinstance(item, _Failure):
                 self._put_final(self.results_q, item)
                 return
-            frame, image, heatmaps, lb, timings, reason, note = item
-            if image is None:
-                result = Result(frame.index, frame.timestamp, (0, 0), empty_poses(), timings, skipped=reason,
-                                name=frame.name)  # fmt: skip
+            frame, timings = item.frame, item.timings
+            if item.image is None:
+                result = Result(frame.index, frame.timestamp, (0, 0), empty_poses(), timings,
+                                skipped=item.skipped, name=frame.name)  # fmt: skip
             else:
                 t0 = time.perf_counter()
-                poses = decoder.decode(heatmaps, lb)
-                timings["decode"] = (time.perf_counter() - t0) * 1e3
+                poses = decoder.decode(item.heatmaps, item.letterbox)
+                timings[stages.DECODE] = (time.perf_counter() - t0) * 1e3
                 timings.update(decoder.last_timings)
-                timings["latency"] = (time.time() - frame.timestamp) * 1e3
-                height, width = image.shape[:2]
+                timings[stages.LATENCY] = (time.time() - frame.timestamp) * 1e3
+                height, width = item.image.shape[:2]
                 result = Result(frame.index, frame.timestamp, (width, height), poses, timings,
-                                converted=note, image=image, name=frame.name)  # fmt: skip
+                                converted=item.converted, image=item.image, name=frame.name)  # fmt: skip
             result.counters = self.counters()
             if not self._put(self.results_q, result):
                 return

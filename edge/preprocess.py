@@ -194,24 +194,10 @@ def cv2_reference(frame: np.ndarray, info: Optional[ModelInfo] = None) -> np.nda
     return out
 
 
-def make_preprocessor(
-    info: Optional[ModelInfo] = None, device: object = None, dtype: object = np.float32
-) -> object:
-    """The preprocessing for a backend, chosen once: the fused CUDA kernel when the backend runs on
-    `device` (an `edge.cuda.device.CudaDevice`), the CPU reference otherwise. Both return the
-    `Letterbox` they used, for the decoder's inverse mapping."""
-    if device is None:
-        return CpuPreprocessor(info)
-    from edge.cuda.letterbox import GpuPreprocessor
-
-    return GpuPreprocessor(device, info, dtype)  # type: ignore[arg-type]
-
-
 __all__ = [
     "FRAME_FORMAT",
     "CpuPreprocessor",
     "cv2_reference",
-    "make_preprocessor",
     "preprocess",
     "validate_frame",
 ]

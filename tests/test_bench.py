@@ -307,3 +307,52 @@ def test_an_untrained_model_is_said_in_the_table(capsys):
     run["backend"]["trained"] = True
     bench.print_run(run)
     assert "UNTRAINED" not in capsys.readouterr().out
+
+
+def test_every_stage_a_run_produces_is_in_the_table_and_in_compare(default_run, tmp_path, capsys):
+    """CPU runs and a (mocked) TensorRT backend's runs: each stage name they record is a row."""
+    from edge import stages
+    from edge.backends import Backend, open_backend
+    from edge.pipeline import PoseEstimator
+
+    class MockTensorRT(Backend):
+        """ONNX Runtime underneath, TensorRT's stage names on top (its CUDA-event stages)."""
+
+        name, on_gpu = "tensorrt", True
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.info, self.input, self.output = inner, inner.info, inner.input, inner.output
+
+        def infer(self, image):
+            return self.inner.infer(image)
+
+        def _run(self, frame):
+            heatmaps, lb, times = super()._run(frame)
+            times.update({stages.PREPROCESS_GPU: 0.4, stages.INFER_GPU: 1.5, stages.DOWNLOAD_GPU: 0.1})
+            return heatmaps, lb, times
+
+    _, _, saved = default_run
+    model = json.loads(saved.read_text())["runs"][0]["model"]
+    frames = bench.generated_frames(2, 320, 240)
+    for backend in (open_backend(model, device="cpu", threads=1), MockTensorRT(open_backend(model, "cpu"))):
+        with PoseEstimator(backend) as estimator:
+            estimator.warmup()
+            for mode in ("sequential", "pipelined"):
+                budget = bench.Budget(frames=3, duration=None)
+                if mode == "sequential":
+                    raw = bench.run_sequential(estimator, bench.frame_cycle(frames), budget, 0.0)
+                else:
+                    raw = bench.run_pipelined(estimator, bench.frame_cycle(frames), budget, 0.0, False)
+                produced = {k for k, v in raw["samples"].items() if v}
+                assert produced <= set(bench.STAGES), produced - set(bench.STAGES)
+                if backend.on_gpu:
+                    assert {stages.PREPROCESS_GPU, stages.INFER_GPU, stages.DOWNLOAD_GPU} <= produced
+                stats = bench.summarise(raw["samples"])
+                run = {"precision": "fp32", "mode": mode, "fps": 1.0, "stages_ms": stats}
+                for path in (tmp_path / "a.json", tmp_path / "b.json"):
+                    path.write_text(json.dumps({"runs": [run]}))
+                capsys.readouterr()
+                bench.compare([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+                compared = capsys.readouterr().out
+                assert all(f"{stage} median ms" in compared for stage in produced)

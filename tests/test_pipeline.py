@@ -288,3 +288,30 @@ def test_pipeline_benchmark_reports_both_modes(model, tmp_path):
     assert payload["sequential"]["fps"] > 0 and payload["pipelined"]["fps"] > 0
     assert payload["pipelined"]["fraction_of_bound"] > 0
     assert (tmp_path / "p.json").exists()
+
+
+def test_estimator_refuses_an_incompatible_layout_and_releases_the_backend(model):
+    """`require_compatible` guards every load; a failed estimator closes the backend it opened."""
+    import dataclasses
+
+    from edge.backends import open_backend
+    from edge.errors import LayoutError
+
+    backend = open_backend(model, device="cpu", threads=1)
+    closed = []
+    backend.close = lambda: closed.append(True)
+    other_layout = dataclasses.replace(backend.info.layout, stride=8)
+    backend.info = dataclasses.replace(backend.info, layout=other_layout)
+    with pytest.raises(LayoutError, match="stride"):
+        PoseEstimator(backend)
+    assert closed == [True]
+
+
+def test_decoder_warms_up_at_the_model_heatmap_size():
+    from edge.decode import Decoder
+
+    decoder = Decoder()
+    assert decoder.warmup(64, 64) >= 0  # a 256x256 model's maps
+    assert decoder.warmup(32, 48) >= 0
+    with pytest.raises(ValueError, match="16 x 16"):
+        decoder.warmup(8, 8)

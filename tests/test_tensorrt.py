@@ -115,7 +115,7 @@ def test_pose_estimator_on_an_engine_uses_the_gpu_kernel(onnx_files, shared_data
     with PoseEstimator(str(onnx_files / "est.fp32.engine")) as gpu, PoseEstimator(
         str(onnx_files / "bkpose-random-s4.fp32.onnx"), device="cpu"
     ) as cpu:
-        assert isinstance(gpu.preprocessor, GpuPreprocessor)
+        assert isinstance(gpu.backend.preprocessor, GpuPreprocessor)  # the backend owns its kernel
         gpu.warmup()
         streamed = list(gpu.stream(ListSource(frames)))
         assert [r.index for r in streamed] == [0, 1, 2, 3]

@@ -1,19 +1,28 @@
 """The one interface every inference backend offers (ONNX Runtime, TensorRT).
 
-A backend is opened from a model file, reports its I/O names, shapes and dtypes and the model's
-metadata, and runs `infer(host_input) -> host heatmaps`. GPU backends also take input already in
-device memory (written there by the preprocessing kernel) and copy the output asynchronously into
-pinned host memory on the caller's stream. Each call leaves its stage timings in `last_timings`.
+A backend is opened from a model file and reports its I/O names, shapes and dtypes and the
+model's metadata. The pipeline calls one method, `run(frame)`: a BGR uint8 frame in, heatmaps, the
+letterbox that maps them back and stage times (`edge.stages` names) out. `run_batch(frames)` is the
+same for several frames (several cameras). How the frame gets into the model is the backend's own:
+here, the CPU letterbox into a host buffer and `infer`; TensorRT overrides `_run` with its CUDA
+kernel, enqueue and download. `infer(host_input)` stays the host-to-host call for tests and
+benchmarks of the model alone; it leaves its timings in `last_timings`.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edge import stages
+from edge.geometry import Letterbox
 from edge.modelinfo import ModelInfo
+
+StageTimes = Dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,55 @@ class Backend:
 
     def __init__(self) -> None:
         self.last_timings: Dict[str, float] = {}
+        self._run_lock = threading.Lock()  # run() reuses buffers: one frame at a time
+        self._host_pre: Optional[Any] = None
+        self._host_input: Optional[np.ndarray] = None
+
+    # ------------------------------------------------------------------ the pipeline's call
+    def run(self, frame: np.ndarray) -> Tuple[np.ndarray, Letterbox, StageTimes]:
+        """One BGR uint8 frame -> (heatmaps [C, H/4, W/4], the caller's to keep; the letterbox that
+        maps them back to the frame; stage times in ms keyed by `edge.stages` names)."""
+        with self._run_lock:
+            return self._run(frame)
+
+    def run_batch(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
+        """Several frames at once (one per camera): heatmaps [N, C, H/4, W/4], one letterbox each,
+        the stage times of the whole batch. One model call where the input's batch axis allows N;
+        frame by frame otherwise."""
+        batch = self.input.shape[0]
+        with self._run_lock:
+            if len(frames) == 1 or (isinstance(batch, int) and batch != len(frames)):
+                results = [self._run(frame) for frame in frames]
+                times: StageTimes = {}
+                for _, _, t in results:
+                    for key, value in t.items():
+                        times[key] = times.get(key, 0.0) + value
+                return np.stack([r[0] for r in results]), [r[1] for r in results], times
+            return self._run_host(frames)
+
+    def _run(self, frame: np.ndarray) -> Tuple[np.ndarray, Letterbox, StageTimes]:
+        heatmaps, (lb,), times = self._run_host([frame])
+        return heatmaps[0], lb, times
+
+    def _run_host(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
+        """CPU letterbox of each frame into its slot of a host buffer, then one `infer`."""
+        from edge.preprocess import CpuPreprocessor
+
+        if self._host_pre is None:
+            self._host_pre = CpuPreprocessor(self.info)
+        shape = (len(frames), *(d if isinstance(d, int) else 1 for d in self.input.shape[1:]))
+        if self._host_input is None or self._host_input.shape != shape:
+            self._host_input = np.zeros(shape, np.float32)
+        t0 = time.perf_counter()
+        boxes = [self._host_pre(frame, self._host_input[i : i + 1])[1] for i, frame in enumerate(frames)]
+        t1 = time.perf_counter()
+        heatmaps = self.infer(self._host_input)
+        t2 = time.perf_counter()
+        return heatmaps, boxes, {stages.PREPROCESS: (t1 - t0) * 1e3, stages.INFER: (t2 - t1) * 1e3}
+
+    def memory(self) -> Optional[Dict[str, float]]:
+        """Device memory in use and in total (MiB) for a GPU backend; None on the CPU."""
+        return None
 
     def check_input(self, array: np.ndarray) -> np.ndarray:
         """The input as a C-contiguous array of the model's dtype, or a ValueError naming the mismatch."""

@@ -5,10 +5,11 @@ Only the API present in every supported version is used: `num_io_tensors`, `get_
 `set_tensor_address`, `execute_async_v3` (the binding-index API is gone in TensorRT 10).
 The engine's `.json` sidecar is checked before deserialising (TensorRT version, GPU, compute
 capability). Device input/output buffers and a pinned host output are allocated once and bound
-once; `enqueue` runs on the caller's stream with the input already on the device (written there
-by the preprocessing kernel), `infer` is the host-to-host convenience around it. An optional CUDA
-graph captures the enqueue after a first regular run, where pycuda offers stream capture.
-Teardown frees in the order TensorRT needs: graph, context, engine, runtime, then buffers.
+once. `run(frame)`, the pipeline's call, keeps the whole device path here: the fused letterbox
+kernel uploads the frame and writes straight into the input binding, `enqueue` runs the engine,
+the heatmaps come back into pinned memory, all on one stream, timed with CUDA events. `infer` is
+the host-to-host call around the same engine. Teardown frees in the order TensorRT needs:
+context, engine, runtime, then buffers.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edge.backends.base import Backend, TensorSpec
+from edge import stages
+from edge.backends.base import Backend, StageTimes, TensorSpec
 from edge.backends.sidecar import check_sidecar, read_sidecar
 from edge.cuda.device import CudaDevice, elapsed_ms
 from edge.errors import ModelError
+from edge.geometry import Letterbox
 
 
 def require_tensorrt() -> None:
@@ -46,23 +49,22 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     on_gpu = True
 
-    def __init__(
-        self, path: str, device: Optional[CudaDevice] = None, batch: int = 1, cuda_graph: bool = False
-    ) -> None:
+    def __init__(self, path: str, device: Optional[CudaDevice] = None, batch: int = 1) -> None:
         super().__init__()
         require_tensorrt()
         self.path = path
         self.device = device or CudaDevice(0)
         self._owns_device = device is None
+        self.preprocessor: Optional[Any] = None
         try:
             self._open(path, batch)
+            from edge.cuda.letterbox import GpuPreprocessor
+
+            with self.device.active():
+                self.preprocessor = GpuPreprocessor(self.device, self.info, self.input.dtype)
         except BaseException:
-            if self._owns_device:
-                self.device.close()  # release the context retained for a backend that never opened
+            self.close()  # buffers, engine and the retained context of a backend that never opened
             raise
-        self._graph: Optional[Any] = None
-        self._want_graph = cuda_graph
-        self._ran_once = False
 
     def _open(self, path: str, batch: int) -> None:
         import tensorrt as trt
@@ -127,30 +129,42 @@ class TensorRTBackend(Backend):
     def enqueue(self, stream: Optional[Any] = None) -> None:
         """Run the engine on `stream` (input already on the device); asynchronous."""
         stream = stream or self.stream
-        if self._graph is not None and stream is self.stream:
-            self._graph.launch(stream)
-            return
         if not self.context.execute_async_v3(stream.handle):
             raise ModelError(f"{self.path}: TensorRT execution failed (see the TensorRT log above)")
-        if self._want_graph and self._ran_once and stream is self.stream and self._graph is None:
-            self._capture_graph()
-        self._ran_once = True
 
-    def _capture_graph(self) -> None:
-        """Capture the enqueue into a CUDA graph (fewer launch overheads), if pycuda can."""
+    def _run(self, frame: np.ndarray) -> Tuple[np.ndarray, Letterbox, StageTimes]:
+        """Kernel -> engine -> pinned output on one stream; CUDA events time each part."""
+        assert self.preprocessor is not None
         stream = self.stream
-        if not hasattr(stream, "begin_capture"):
-            self._want_graph = False
-            return
-        stream.synchronize()
-        try:
-            stream.begin_capture()
-            self.context.execute_async_v3(stream.handle)
-            graph = stream.end_capture()
-            self._graph = graph.instantiate() if hasattr(graph, "instantiate") else None
-        except Exception:  # capture unsupported for this engine: keep regular enqueues
-            self._graph = None
-        self._want_graph = False
+        t0 = time.perf_counter()
+        with self.device.active():
+            self.start.record(stream)
+            lb = self.preprocessor(frame, self.input_ptr, stream)
+            self.after_upload.record(stream)
+            t1 = time.perf_counter()
+            self.enqueue(stream)
+            self.after_infer.record(stream)
+            host = self.download(stream)
+            self.end.record(stream)
+            stream.synchronize()
+            heatmaps = np.array(host[0])  # the pinned buffer is reused by the next frame
+            gpu = self.stage_times()
+        t2 = time.perf_counter()
+        return (
+            heatmaps,
+            lb,
+            {
+                stages.PREPROCESS: (t1 - t0) * 1e3,
+                stages.INFER: (t2 - t1) * 1e3,
+                stages.PREPROCESS_GPU: gpu["upload_gpu_ms"],  # frame upload + kernel, on this path
+                stages.INFER_GPU: gpu["infer_gpu_ms"],
+                stages.DOWNLOAD_GPU: gpu["download_gpu_ms"],
+            },
+        )
+
+    def memory(self) -> Optional[Dict[str, float]]:
+        free, total = self.device.memory_info()
+        return {"used_mib": (total - free) / 2**20, "total_mib": total / 2**20}
 
     def download(self, stream: Optional[Any] = None) -> np.ndarray:
         """Queue the output copy into pinned host memory; valid once `stream` synchronises."""
@@ -184,23 +198,25 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> Dict[str, Any]:
         d = super().describe()
-        d.update(
-            tensorrt_version=self.sidecar["tensorrt_version"],
-            gpu=self.sidecar["gpu_name"],
-            cuda_graph=self._graph is not None,
-        )
+        d.update(tensorrt_version=self.sidecar["tensorrt_version"], gpu=self.sidecar["gpu_name"])
         return d
 
     def close(self) -> None:
-        if getattr(self, "engine", None) is None:
+        """Safe to call twice, and on a backend whose opening failed part-way."""
+        if getattr(self, "_closed", False):
             return
+        self._closed = True
         with self.device.active():
-            self.stream.synchronize()
-            self._graph = None
-            del self.context  # TensorRT objects go before the buffers and the context they use
-            self.engine = None
-            del self.runtime
-            for buffer in (self.input_buffer, self.output_buffer):
-                buffer.free()
+            if getattr(self, "stream", None) is not None:
+                self.stream.synchronize()
+            if self.preprocessor is not None:
+                self.preprocessor.close()
+            for name in ("context", "engine", "runtime"):  # before the buffers and the context they use
+                if hasattr(self, name):
+                    delattr(self, name)
+            for name in ("input_buffer", "output_buffer"):
+                buffer = getattr(self, name, None)
+                if buffer is not None:
+                    buffer.free()
         if self._owns_device:
             self.device.close()

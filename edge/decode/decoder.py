@@ -13,6 +13,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edge import stages
 from edge.decode import limbs as limbs_k
 from edge.decode import peaks as peaks_k
 from edge.decode import people as people_k
@@ -144,17 +145,26 @@ class Decoder:
         )  # fmt: skip
         poses = Poses(self._kps[:kept].copy(), self._scores[:kept].copy(), counters)
         done = time.perf_counter()
-        self.last_timings = {"peaks": (peaks_done - start) * 1e3, "grouping": (done - peaks_done) * 1e3}
+        self.last_timings = {
+            stages.PEAKS: (peaks_done - start) * 1e3,
+            stages.GROUPING: (done - peaks_done) * 1e3,
+        }
         return poses
 
-    def warmup(self) -> float:
-        """Compile (or load from the on-disk cache) every jitted function; returns the seconds taken."""
+    def warmup(self, height: int = 128, width: int = 128) -> float:
+        """Compile (or load from the on-disk cache) every jitted function on maps of the model's
+        size (at least 16 x 16), with two people's worth of limbs; returns the seconds taken."""
+        if height < 16 or width < 16:
+            raise ValueError(f"warm-up maps must be at least 16 x 16, found {height} x {width}")
         start = time.perf_counter()
         lay = self.layout
-        maps = np.zeros((lay.num_channels, 128, 128), np.float32)
+        maps = np.zeros((lay.num_channels, height, width), np.float32)
+        cy, cx = height // 2, width // 2
         for limb_k, (a, b) in enumerate(lay.limbs[:2]):
-            maps[lay.keypoint_start + a, 60, 60] = 1.0
-            maps[lay.keypoint_start + b, 60, 70] = 1.0
-            maps[lay.limb_start + limb_k, 58:63, 58:73] = 1.0
-        self.decode(maps, letterbox(512, 512, 128 * lay.stride, 128 * lay.stride))
+            maps[lay.keypoint_start + a, cy, cx - 5] = 1.0
+            maps[lay.keypoint_start + b, cy, cx + 5] = 1.0
+            maps[lay.limb_start + limb_k, cy - 2 : cy + 3, cx - 7 : cx + 8] = 1.0
+        self.decode(
+            maps, letterbox(width * lay.stride, height * lay.stride, width * lay.stride, height * lay.stride)
+        )
         return time.perf_counter() - start
