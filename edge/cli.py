@@ -14,6 +14,7 @@ stopped by signal N. URL credentials are masked in everything printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -86,46 +87,41 @@ def run(args: argparse.Namespace) -> int:
     # the source first (a camera is not opened until streaming starts), then the outputs' paths
     source = open_source(args.source, args.width, args.height, args.fps, wait=args.wait)
     sinks = make_sinks(args, fps=getattr(source, "fps", 30.0))
-    estimator: Any = None
-    count = 0
-    try:
-        with StopSignals(source.close) as stop:
-            estimator = PoseEstimator(args.model, device=args.device, threads=args.threads)
-            warm = estimator.warmup()
-            where = "GPU" if estimator.backend.on_gpu else "CPU"
-            precision, warm_s = estimator.info.precision, sum(warm.values())
-            print(f"bkpose-run: {args.model} on {estimator.backend.name} ({where}), {precision}; "
-                  f"warm-up {warm_s:.2f} s", file=sys.stderr)  # fmt: skip
-            total = (
-                source.length
-                if args.max_frames is None or source.length is None
-                else min(source.length, args.max_frames)
-            )
-            progress = _progress(total, source.live)
-            started, people = time.perf_counter(), 0
-            counters: Dict[str, int] = {}
-            for result in estimator.stream(source, policy=args.policy):
-                for sink in sinks:
-                    sink.write(result)
-                if args.show and result.image is not None:
-                    import cv2
-
-                    cv2.imshow("bkpose", draw_poses(result.image, result))
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                        break
-                count += 1
-                people += len(result.poses)
-                counters = result.counters
-                progress.update(count, people, counters, time.perf_counter() - started)
-                if args.max_frames is not None and count >= args.max_frames:
-                    break
-            progress.close()
-            seconds = time.perf_counter() - started
-    finally:
+    with contextlib.ExitStack() as outputs:  # every output is finalised, however the run ends
+        stop = outputs.enter_context(StopSignals(source.close))  # left last: it covers the closing too
         for sink in sinks:
-            sink.close()
-        if estimator is not None:
-            estimator.close()
+            outputs.enter_context(sink)
+        estimator = outputs.enter_context(PoseEstimator(args.model, device=args.device, threads=args.threads))
+        warm = estimator.warmup()
+        where = "GPU" if estimator.backend.on_gpu else "CPU"
+        precision, warm_s = estimator.info.precision, sum(warm.values())
+        print(f"bkpose-run: {args.model} on {estimator.backend.name} ({where}), {precision}; "
+              f"warm-up {warm_s:.2f} s", file=sys.stderr)  # fmt: skip
+        total = (
+            source.length
+            if args.max_frames is None or source.length is None
+            else min(source.length, args.max_frames)
+        )
+        progress = _progress(total, source.live)
+        started, people, count = time.perf_counter(), 0, 0
+        counters: Dict[str, int] = {}
+        for result in estimator.stream(source, policy=args.policy):
+            for sink in sinks:
+                sink.write(result)
+            if args.show and result.image is not None:
+                import cv2
+
+                cv2.imshow("bkpose", draw_poses(result.image, result))
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+            count += 1
+            people += len(result.poses)
+            counters = result.counters
+            progress.update(count, people, counters, time.perf_counter() - started)
+            if args.max_frames is not None and count >= args.max_frames:
+                break
+        progress.close()
+        seconds = time.perf_counter() - started
     fps = count / max(seconds, 1e-9)
     summary = f"{count} frames in {seconds:.2f} s ({fps:.1f} FPS), {people} people; {counters}"
     if stop.received is not None:

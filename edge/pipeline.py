@@ -26,7 +26,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -37,31 +36,12 @@ from edge.decode import Decoder
 from edge.decode.poses import Poses
 from edge.layout import require_compatible
 from edge.preprocess import validate_frame
+from edge.results import Result, empty_poses
 from edge.sources import Source
 
 log = logging.getLogger("bkpose")
 POLICIES = ("all", "latest")
 _END = object()
-
-
-@dataclass
-class Result:
-    """One frame's output, in frame order."""
-
-    index: int
-    timestamp: float
-    source_size: Tuple[int, int]  # (width, height); (0, 0) for a skipped frame
-    poses: Poses
-    timings_ms: Dict[str, float] = field(default_factory=dict)
-    counters: Dict[str, int] = field(default_factory=dict)
-    skipped: str = ""  # why the frame was not processed ("" when it was)
-    converted: str = ""  # the conversion rule applied to the frame, if any
-    image: Optional[np.ndarray] = None  # the (converted) frame, for drawing
-    name: str = ""
-
-
-def empty_poses() -> Poses:
-    return Poses(np.zeros((0, 17, 3), np.float32), np.zeros((0,), np.float32))
 
 
 def coerce_frame(image: Any) -> Tuple[Optional[np.ndarray], str]:

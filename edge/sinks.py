@@ -16,7 +16,7 @@ import numpy as np
 from edge.errors import BKPoseError
 from edge.files import check_writable, save_json
 from edge.layout import COCO_SKELETON
-from edge.pipeline import Result
+from edge.results import Result
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "result_line.json")
 
@@ -47,7 +47,24 @@ def result_record(result: Result) -> Dict[str, Any]:
     return record
 
 
-class JsonlSink:
+class Sink:
+    """Where results go: `write(result)` per frame, `close()` once (it finalises the file), and a
+    context manager, so a `with` block finalises the output however the run ends."""
+
+    def write(self, result: Result) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the output; safe to call twice."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class JsonlSink(Sink):
     """One JSON line per frame, flushed per frame (and fsync'd when `durable`).
 
     The path is checked when the sink is made (before any work), but the file is opened at the
@@ -78,6 +95,7 @@ class JsonlSink:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+            self.file = None
 
 
 def check_output(path: str, what: str) -> None:
@@ -117,7 +135,7 @@ def draw_poses(image: np.ndarray, result: Result, min_score: float = 0.0) -> np.
     return canvas
 
 
-class VideoSink:
+class VideoSink(Sink):
     """Annotated frames into a video file (mp4v) sized by the first frame."""
 
     def __init__(self, path: str, fps: float = 30.0) -> None:
@@ -144,9 +162,10 @@ class VideoSink:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            self.writer = None
 
 
-class CocoSink:
+class CocoSink(Sink):
     """COCO keypoint results JSON for an image set (score with pycocotools).
 
     Results are written at `close`, atomically; the path is checked when the sink is made. If
@@ -174,6 +193,7 @@ class CocoSink:
     def close(self) -> None:
         if not self.frames:
             return
+        self.frames = 0  # written once, however often close() is called
         try:
             save_json(self.results, self.path)
         except OSError as err:

@@ -30,7 +30,6 @@ from edge.redact import redact
 log = logging.getLogger("bkpose.sources")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
 
 class SourceError(BKPoseError):

@@ -164,6 +164,28 @@ def test_sidecar_refuses_another_tensorrt_or_gpu_and_says_how_to_rebuild(field, 
     assert field in str(err.value) and "bkpose-build /m/bk.fp32.onnx --fp16" in str(err.value)
 
 
+def test_sidecar_refuses_a_stale_engine_and_a_foreign_input_shape(tmp_path):
+    from edge.backends.sidecar import check_engine_input
+    from edge.files import sha256_of
+
+    onnx = tmp_path / "bk.fp32.onnx"
+    onnx.write_bytes(b"the model it was built from")
+    here = ("8.5.2.2", "Xavier", "7.2")
+    built = _sidecar(onnx=str(onnx), onnx_sha256=sha256_of(str(onnx)))
+    check_sidecar(built, *here, "bk.fp16.engine")  # unchanged source: fine
+    onnx.write_bytes(b"re-exported weights")
+    with pytest.raises(ModelError, match="stale.*changed since"):
+        check_sidecar(built, *here, "bk.fp16.engine")
+    onnx.unlink()
+    check_sidecar(built, *here, "bk.fp16.engine")  # deployed without its ONNX: not checked
+    with pytest.raises(ModelError, match="disagrees with the metadata"):
+        check_sidecar(_sidecar(input_shape=[1, 3, 256, 256]), *here, "bk.fp16.engine")
+    check_engine_input(built, (1, 3, 512, 512), "bk.fp16.engine")
+    check_engine_input(_sidecar(input_shape=["batch", 3, 512, 512]), (-1, 3, 512, 512), "bk.fp16.engine")
+    with pytest.raises(ModelError, match="belongs to another engine"):
+        check_engine_input(built, (1, 3, 384, 384), "bk.fp16.engine")
+
+
 def test_missing_or_foreign_sidecar(tmp_path):
     engine = tmp_path / "x.engine"
     engine.write_bytes(b"plan")

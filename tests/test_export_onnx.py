@@ -136,6 +136,18 @@ def test_dynamic_batch_export(tmp_path):
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     out = session.run(None, {"image": np.zeros((3, 3, 512, 512), np.float32)})[0]
     assert out.shape == (3, 50, 128, 128)
+    # the backend contract's batch: several cameras' frames in one model call, each in its slot
+    from edge.backends import open_backend
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (h, w, 3), np.uint8) for h, w in ((240, 320), (480, 360), (100, 100))]
+    with open_backend(path, device="cpu", threads=1) as backend:
+        heatmaps, boxes, times = backend.run_batch(frames)
+        assert heatmaps.shape == (3, 50, 128, 128) and len(boxes) == 3 and times["infer"] > 0
+        for frame, batched, lb in zip(frames, heatmaps, boxes):
+            alone, lb_alone, _ = backend.run(frame)
+            assert lb == lb_alone
+            np.testing.assert_allclose(batched, alone, atol=1e-4)
 
 
 def test_failed_parity_fails_the_export_and_removes_the_file(tmp_path, monkeypatch, capsys):

@@ -315,3 +315,18 @@ def test_decoder_warms_up_at_the_model_heatmap_size():
     assert decoder.warmup(32, 48) >= 0
     with pytest.raises(ValueError, match="16 x 16"):
         decoder.warmup(8, 8)
+
+
+def test_sinks_are_context_managers_and_poses_validate_their_shapes(estimator, generated_video, tmp_path):
+    frames = [f.image for f in VideoSource(generated_video)][:3]
+    with JsonlSink(str(tmp_path / "c.jsonl")) as jsonl, CocoSink(str(tmp_path / "c.json")) as coco:
+        for result in estimator.stream(ListSource(frames)):
+            jsonl.write(result)
+            coco.write(result)
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 3  # closed by the with block
+    assert isinstance(json.loads((tmp_path / "c.json").read_text()), list)
+    jsonl.close()  # a second close is harmless
+    with pytest.raises(ValueError, match="same N"):
+        Poses(np.zeros((2, 17, 3), np.float32), np.zeros((3,), np.float32))
+    with pytest.raises(ValueError, match=r"\[N, K, 3\]"):
+        Poses(np.zeros((2, 17), np.float32), np.zeros((2,), np.float32))

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: the CPU default everywhere, CUDA with IOBinding where onnxruntime-gpu is.
+"""ONNX Runtime backend: the CPU default everywhere, and CUDA where onnxruntime-gpu is.
 
 After creating the session it checks which providers ONNX Runtime actually loaded: a CUDA
 provider that is listed but cannot load its libraries silently falls back to the CPU in ONNX
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, List, Optional
+from typing import Any, List
 
 import numpy as np
 
@@ -79,7 +79,6 @@ class OrtBackend(Backend):
                 raise ModelError(f"{path}: {arg.name} has type {arg.type}; expected float or float16")
         self.input = TensorSpec(i.name, tuple(i.shape), np.dtype(_DTYPES[i.type]))
         self.output = TensorSpec(o.name, tuple(o.shape), np.dtype(_DTYPES[o.type]))
-        self._binding: Optional[Any] = None
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         """Host input [N, 3, H, W] to host heatmaps [N, 50, H/4, W/4]."""
@@ -89,31 +88,10 @@ class OrtBackend(Backend):
         self.last_timings = {"infer_host_ms": (time.perf_counter() - start) * 1e3}
         return out
 
-    def infer_device(self, input_ptr: int, output_ptr: int, batch: int = 1) -> None:
-        """CUDA provider only: run on device buffers (IOBinding), no host copies."""
-        if not self.on_gpu:
-            raise ModelError(
-                f"{self.path}: infer_device needs the CUDA provider; this session runs on the CPU"
-            )
-        shape_in = [batch if not isinstance(d, int) else d for d in self.input.shape]
-        shape_out = [batch if not isinstance(d, int) else d for d in self.output.shape]
-        binding = self._binding or self.session.io_binding()
-        self._binding = binding
-        binding.bind_input(
-            self.input.name, "cuda", self.device_id, self.input.dtype, shape_in, int(input_ptr)
-        )
-        binding.bind_output(
-            self.output.name, "cuda", self.device_id, self.output.dtype, shape_out, int(output_ptr)
-        )
-        start = time.perf_counter()
-        self.session.run_with_iobinding(binding)
-        self.last_timings = {"infer_host_ms": (time.perf_counter() - start) * 1e3}
-
     def describe(self) -> dict:
         d = super().describe()
         d["providers"] = list(self.providers)
         return d
 
     def close(self) -> None:
-        self._binding = None
         self.session = None

@@ -75,7 +75,42 @@ def check_sidecar(
         raise ModelError(
             f"{sidecar_path(engine_path)}: precision {sidecar['precision']!r} disagrees with metadata"
         )
+    if list(sidecar["input_shape"])[2:] != [info.input_height, info.input_width]:
+        raise ModelError(
+            f"{sidecar_path(engine_path)}: input shape {sidecar['input_shape']} disagrees with the "
+            f"metadata's {info.input_width}x{info.input_height} input; rebuild with bkpose-build"
+        )
+    check_source_unchanged(sidecar, engine_path)
     return info
+
+
+def check_source_unchanged(sidecar: Mapping[str, Any], engine_path: str) -> None:
+    """Refuse a stale engine: one whose ONNX is still where it was built from but has changed
+    since (re-exported weights). An engine deployed without its ONNX is not checked."""
+    onnx, recorded = sidecar.get("onnx"), sidecar.get("onnx_sha256")
+    if not onnx or not recorded or not os.path.isfile(onnx):
+        return
+    from edge.files import sha256_of
+
+    if sha256_of(onnx) != recorded:
+        raise ModelError(
+            f"{engine_path} is stale: {onnx} changed since the engine was built from it; "
+            f"run `{rebuild_command(sidecar)}`"
+        )
+
+
+def check_engine_input(sidecar: Mapping[str, Any], shape: Any, engine_path: str) -> None:
+    """The deserialised engine's input shape must be the sidecar's (dynamic axes as -1 or a name)."""
+    recorded = list(sidecar["input_shape"])
+    actual = list(shape)
+    same = len(recorded) == len(actual) and all(
+        not isinstance(r, int) or int(a) < 0 or int(r) == int(a) for r, a in zip(recorded, actual)
+    )
+    if not same:
+        raise ModelError(
+            f"{sidecar_path(engine_path)} describes input {recorded} but the engine takes {actual}: "
+            "the sidecar belongs to another engine; rebuild with bkpose-build"
+        )
 
 
 def make_sidecar(

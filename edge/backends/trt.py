@@ -21,7 +21,7 @@ import numpy as np
 
 from edge import stages
 from edge.backends.base import Backend, StageTimes, TensorSpec
-from edge.backends.sidecar import check_sidecar, read_sidecar
+from edge.backends.sidecar import check_engine_input, check_sidecar, read_sidecar
 from edge.cuda.device import CudaDevice, elapsed_ms
 from edge.errors import ModelError
 from edge.geometry import Letterbox
@@ -104,6 +104,7 @@ class TensorRTBackend(Backend):
             raise ModelError(f"{self.path}: expected one input and one output, found {inputs} and {outputs}")
         in_name, out_name = inputs[0], outputs[0]
         in_shape = dims_tuple(engine.get_tensor_shape(in_name))
+        check_engine_input(self.sidecar, in_shape, self.path)
         if in_shape[0] == -1:  # dynamic batch: fix it for this context
             in_shape = (batch, *in_shape[1:])
             if not self.context.set_input_shape(in_name, in_shape):

@@ -89,10 +89,6 @@ class CudaDevice:
         major, minor = self.device.compute_capability()
         return int(major), int(minor)
 
-    @property
-    def total_memory(self) -> int:
-        return int(self.device.total_memory())
-
     # ---------------------------------------------------------------- context
     @contextmanager
     def active(self) -> Iterator[CudaDevice]:
@@ -118,15 +114,9 @@ class CudaDevice:
             self._owned.append(buffer)
         return buffer
 
-    def pinned(self, shape: Any, dtype: Any = np.uint8, mapped: bool = False) -> np.ndarray:
-        """Page-locked host array (fast asynchronous copies); `mapped` also maps it into the GPU's
-        address space (`device_pointer_of`), which on Jetson's unified memory avoids a copy."""
-        flags = self.cuda.host_alloc_flags.DEVICEMAP if mapped else 0
-        return self.cuda.pagelocked_empty(shape, dtype, mem_flags=flags)
-
-    def device_pointer_of(self, mapped_array: np.ndarray) -> int:
-        base: Any = mapped_array.base  # pycuda's HostAllocation behind a pagelocked array
-        return int(base.get_device_pointer())
+    def pinned(self, shape: Any, dtype: Any = np.uint8) -> np.ndarray:
+        """Page-locked host array (fast asynchronous copies)."""
+        return self.cuda.pagelocked_empty(shape, dtype)
 
     def stream(self) -> Any:
         return self.cuda.Stream()

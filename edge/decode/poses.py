@@ -33,6 +33,15 @@ class Poses:
     scores: np.ndarray
     counters: DecodeCounters = field(default_factory=DecodeCounters)
 
+    def __post_init__(self) -> None:
+        """Refuse arrays that do not describe the same N people (sinks and trackers index both)."""
+        k, s = np.asarray(self.keypoints), np.asarray(self.scores)
+        if k.ndim != 3 or k.shape[2] != 3 or s.ndim != 1 or k.shape[0] != s.shape[0]:
+            raise ValueError(
+                "Poses needs keypoints [N, K, 3] and scores [N] for the same N, "
+                f"found {k.shape} and {s.shape}"
+            )
+
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
