@@ -89,23 +89,24 @@ def default_model(quiet: bool = False) -> str:
                 "`bkpose-export --random-init --out engines/` (pip install 'bkpose[export]'), or pass --model"
             ) from None
         print(f"bkpose-bench: creating the untrained benchmark model {DEFAULT_ONNX} (once)", file=sys.stderr)
-        cli.run(cli.parse_args(["--random-init", "--out", str(ENGINES), "--no-fp16", "--quiet"]))
+        cli.export_random(str(ENGINES), seed=0)
     return str(DEFAULT_ONNX)
 
 
 def variants(model: str, precisions: Optional[str]) -> List[str]:
     """The model files of the requested precisions that sit next to `model` (same stem)."""
-    if not precisions:
+    from edge.modelinfo import parse_variant
+
+    named = parse_variant(model)
+    if not precisions or not named.precision:
         return [model]
-    directory, name = os.path.split(model)
-    stem, suffix = name.split(".")[0], os.path.splitext(name)[1]
     found = []
-    for precision in precisions.split(","):
-        path = os.path.join(directory, f"{stem}.{precision.strip()}{suffix}")
+    for precision in (p.strip() for p in precisions.split(",")):
+        path = named.with_precision(precision)
         if os.path.exists(path):
             found.append(path)
         else:
-            print(f"bkpose-bench: no {precision.strip()} variant ({path}); skipped", file=sys.stderr)
+            print(f"bkpose-bench: no {precision} variant ({path}); skipped", file=sys.stderr)
     return found
 
 

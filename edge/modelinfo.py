@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Tuple
 
@@ -141,3 +142,37 @@ _KNOWN = frozenset(
         "model_name", "precision", "trained", "checkpoint_sha256",
     )
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a model file's name says: `<folder>/<stem>.<precision>[.<tag>]<suffix>`, for example
+    `engines/bkpose.fp16.dla0.engine` (stem "bkpose", precision "fp16", tag "dla0")."""
+
+    folder: str
+    stem: str
+    precision: str  # "" when the name carries none
+    tag: str
+    suffix: str
+
+    def with_precision(self, precision: str, suffix: str = "") -> str:
+        """The sibling file of another precision (and suffix)."""
+        return variant_path(self.folder, self.stem, precision, suffix or self.suffix, self.tag)
+
+
+def variant_path(folder: str, stem: str, precision: str, suffix: str = ".onnx", tag: str = "") -> str:
+    """The one naming rule of exported and built model files (export, build and bench use it)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, found {precision!r}")
+    return os.path.join(folder, f"{stem}.{precision}" + (f".{tag}" if tag else "") + suffix)
+
+
+def parse_variant(path: str) -> Variant:
+    """The inverse of `variant_path`; a name without a precision part keeps its whole stem."""
+    folder, name = os.path.split(path)
+    body, suffix = os.path.splitext(name)
+    parts = body.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] in PRECISIONS:
+            return Variant(folder, ".".join(parts[:i]), parts[i], ".".join(parts[i + 1 :]), suffix)
+    return Variant(folder, body, "", "", suffix)

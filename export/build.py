@@ -20,11 +20,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from edge.backends.sidecar import make_sidecar, sidecar_path
 from edge.errors import BKPoseError, ModelError
-from edge.modelinfo import ModelInfo
+from edge.modelinfo import ModelInfo, parse_variant, variant_path
 
 
 class BuildError(ModelError):
@@ -130,94 +130,110 @@ def build(args: argparse.Namespace) -> Dict[str, Any]:
     """Build the engine and write it with its sidecar; returns the sidecar."""
     from edge.backends.trt import require_tensorrt
     from edge.cuda.device import CudaDevice
-    from edge.files import save_bytes, save_json, sha256_of
+    from edge.files import save_json, sha256_of
 
     require_tensorrt()
     import tensorrt as trt
 
     onnx_info = read_onnx(args.onnx)
     info = ModelInfo.from_metadata(onnx_info["metadata"], args.onnx)
-    file_precision = "int8" if onnx_info["has_qdq"] else info.precision
-    plan = plan_build(trt, file_precision, args.fp16, args.dla_core)
+    plan = plan_build(trt, "int8" if onnx_info["has_qdq"] else info.precision, args.fp16, args.dla_core)
     for note in plan.notes:
         print(f"bkpose-build: note: {note}", file=sys.stderr)
-
-    device = CudaDevice(0)
-    cc = "{}.{}".format(*device.compute_capability)
-    stem = args.name or os.path.splitext(os.path.basename(args.onnx))[0].replace(".fp32", "").replace(
-        ".fp16", ""
-    )
-    stem = stem.replace(".int8", "")
-    name = f"{stem}.{plan.precision}" + (f".dla{args.dla_core}" if args.dla_core is not None else "")
-    engine_path = os.path.join(args.out, name + ".engine")
+    stem = args.name or parse_variant(args.onnx).stem
+    tag = f"dla{args.dla_core}" if args.dla_core is not None else ""
+    engine_path = variant_path(args.out, stem, plan.precision, ".engine", tag)
     logger = trt.Logger(trt.Logger.VERBOSE if args.verbose else trt.Logger.WARNING)
-    with device.active():
+    with CudaDevice(0) as device, device.active():  # the device is released however the build ends
+        cc = "{}.{}".format(*device.compute_capability)
         builder = trt.Builder(logger)
-        network_flags = 0
-        for flag in plan.network_flags:
-            network_flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, flag))
-        network = builder.create_network(network_flags)
-        parser = trt.OnnxParser(network, logger)
-        with open(args.onnx, "rb") as f:
-            parsed = parser.parse(f.read())
-        if not parsed:
-            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-            raise BuildError(f"{args.onnx}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(errors))
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(args.workspace) << 20)
-        if hasattr(config, "builder_optimization_level") and args.opt_level is not None:
-            config.builder_optimization_level = int(args.opt_level)
-        for flag in plan.builder_flags:
-            config.set_flag(getattr(trt.BuilderFlag, flag))
-        if args.dla_core is not None:
-            if builder.num_DLA_cores <= args.dla_core:
-                raise BuildError(
-                    f"DLA core {args.dla_core} requested; this device has {builder.num_DLA_cores}"
-                )
-            config.default_device_type = trt.DeviceType.DLA
-            config.DLA_core = int(args.dla_core)
-            fallback = [network.get_layer(i).name for i in range(network.num_layers)
-                        if not config.can_run_on_DLA(network.get_layer(i))]  # fmt: skip
-            shown = ", ".join(fallback[:20]) + (" ..." if len(fallback) > 20 else "")
-            count = f"{len(fallback)} of {network.num_layers} layers fall back to the GPU"
-            print(f"DLA core {args.dla_core}: {count}" + (f": {shown}" if fallback else ""))
-        input_shape = list(onnx_info["input_shape"])
-        if input_shape[0] == -1:
-            profile = builder.create_optimization_profile()
-            tail = tuple(input_shape[1:])
-            low, best, high = (trt.Dims([b, *tail]) for b in (1, args.batch, args.max_batch))
-            profile.set_shape(network.get_input(0).name, low, best, high)
-            config.add_optimization_profile(profile)
-            input_shape[0] = f"1..{args.max_batch}"
-        cache_blob = b""
-        if args.timing_cache and os.path.exists(args.timing_cache):
-            with open(args.timing_cache, "rb") as f:
-                cache_blob = f.read()
-        cache = config.create_timing_cache(cache_blob)
-        config.set_timing_cache(cache, False)
-
-        all_flags = plan.network_flags + plan.builder_flags
-        print(f"building {engine_path} ({plan.precision}; flags {all_flags}) ...",
-              file=sys.stderr, flush=True)  # fmt: skip
-        started = time.perf_counter()
-        with Ticker("building", quiet=args.quiet):
-            serialized = builder.build_serialized_network(network, config)
-        seconds = time.perf_counter() - started
-        if serialized is None:
-            raise BuildError(f"{args.onnx}: TensorRT could not build the engine (see the TensorRT log above)")
-        save_bytes(bytes(serialized), engine_path)
-        if args.timing_cache:
-            blob = bytes(config.get_timing_cache().serialize())
-            save_bytes(blob, args.timing_cache)
-    sidecar = make_sidecar(
-        info.with_precision(plan.precision), trt.__version__, device.name, cc, input_shape,
-        os.path.abspath(args.onnx), sha256_of(args.onnx), seconds,
-        "FP16" in plan.builder_flags, "INT8" in plan.builder_flags, args.dla_core,
-    )  # fmt: skip
+        network, _parser = parse_network(trt, builder, logger, args.onnx, plan)  # the parser owns weights
+        config, input_shape = configure(trt, builder, network, plan, args, list(onnx_info["input_shape"]))
+        seconds = serialize(builder, network, config, engine_path, plan, args)
+        sidecar = make_sidecar(
+            info.with_precision(plan.precision), trt.__version__, device.name, cc, input_shape,
+            os.path.abspath(args.onnx), sha256_of(args.onnx), seconds,
+            "FP16" in plan.builder_flags, "INT8" in plan.builder_flags, args.dla_core,
+        )  # fmt: skip
     save_json(sidecar, sidecar_path(engine_path))
-    device.close()
     print(f"wrote {engine_path} and {sidecar_path(engine_path)} in {seconds:.1f} s", flush=True)
     return sidecar
+
+
+def parse_network(trt: Any, builder: Any, logger: Any, onnx_path: str, plan: BuildPlan) -> Tuple[Any, Any]:
+    """The network TensorRT's ONNX parser reads from `onnx_path`, and the parser (keep it alive)."""
+    network_flags = 0
+    for flag in plan.network_flags:
+        network_flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, flag))
+    network = builder.create_network(network_flags)
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, "rb") as f:
+        parsed = parser.parse(f.read())
+    if not parsed:
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise BuildError(f"{onnx_path}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(errors))
+    return network, parser
+
+
+def configure(
+    trt: Any, builder: Any, network: Any, plan: BuildPlan, args: argparse.Namespace, input_shape: List[Any]
+) -> Tuple[Any, List[Any]]:
+    """The builder config (workspace, flags, DLA, batch profile, timing cache) and the input shape
+    the sidecar records ("1..N" for a dynamic batch)."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(args.workspace) << 20)
+    if hasattr(config, "builder_optimization_level") and args.opt_level is not None:
+        config.builder_optimization_level = int(args.opt_level)
+    for flag in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if args.dla_core is not None:
+        use_dla(trt, builder, network, config, args.dla_core)
+    if input_shape[0] == -1:
+        profile = builder.create_optimization_profile()
+        tail = tuple(input_shape[1:])
+        low, best, high = (trt.Dims([b, *tail]) for b in (1, args.batch, args.max_batch))
+        profile.set_shape(network.get_input(0).name, low, best, high)
+        config.add_optimization_profile(profile)
+        input_shape = [f"1..{args.max_batch}", *input_shape[1:]]
+    cache_blob = b""
+    if args.timing_cache and os.path.exists(args.timing_cache):
+        with open(args.timing_cache, "rb") as f:
+            cache_blob = f.read()
+    config.set_timing_cache(config.create_timing_cache(cache_blob), False)
+    return config, input_shape
+
+
+def use_dla(trt: Any, builder: Any, network: Any, config: Any, core: int) -> None:
+    """Build for DLA core `core` with GPU fallback, and say which layers fall back."""
+    if builder.num_DLA_cores <= core:
+        raise BuildError(f"DLA core {core} requested; this device has {builder.num_DLA_cores}")
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    fallback = [network.get_layer(i).name for i in range(network.num_layers)
+                if not config.can_run_on_DLA(network.get_layer(i))]  # fmt: skip
+    shown = ", ".join(fallback[:20]) + (" ..." if len(fallback) > 20 else "")
+    count = f"{len(fallback)} of {network.num_layers} layers fall back to the GPU"
+    print(f"DLA core {core}: {count}" + (f": {shown}" if fallback else ""))
+
+
+def serialize(
+    builder: Any, network: Any, config: Any, engine_path: str, plan: BuildPlan, args: argparse.Namespace
+) -> float:
+    """Build, write the engine (and the updated timing cache); returns the build's seconds."""
+    from edge.files import save_bytes
+
+    all_flags = plan.network_flags + plan.builder_flags
+    print(f"building {engine_path} ({plan.precision}; flags {all_flags}) ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    with Ticker("building", quiet=args.quiet):
+        serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - started
+    if serialized is None:
+        raise BuildError(f"{args.onnx}: TensorRT could not build the engine (see the TensorRT log above)")
+    save_bytes(bytes(serialized), engine_path)
+    if args.timing_cache:
+        save_bytes(bytes(config.get_timing_cache().serialize()), args.timing_cache)
+    return seconds
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

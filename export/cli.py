@@ -21,10 +21,8 @@ import numpy as np
 
 from edge import __version__
 from edge.errors import BKPoseError
-from edge.modelinfo import ModelInfo
+from edge.modelinfo import ModelInfo, variant_path
 
-FP32_TOLERANCE = 1e-4  # max absolute heatmap difference, ONNX Runtime vs PyTorch
-FP16_TOLERANCE = 0.05  # max difference relative to the FP32 output range
 CALIBRATION_SEED_OFFSET = 7919  # synthetic BN-calibration frames differ from the parity frames
 
 
@@ -75,6 +73,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 file")
     p.add_argument("--images", metavar="DIR", help="photos for the parity check and the INT8 report")
+    add_int8_options(p)
+    add_input_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = p.parse_args(argv)
+    if args.int8 and not args.calib_images:
+        p.error("--int8 needs --calib-images DIR")
+    if args.batch < 1:
+        p.error(f"--batch must be at least 1, found {args.batch}")
+    if args.input_size is not None and (args.input_size < 64 or args.input_size % 64):
+        p.error(f"--input-size must be a positive multiple of 64, found {args.input_size}")
+    return args
+
+
+def add_int8_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="also write a Q/DQ INT8 file (needs --calib-images)")
     p.add_argument("--calib-images", metavar="DIR", help="calibration photos for --int8 (500+ recommended)")
     p.add_argument(
@@ -85,30 +97,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         "--force-calibration", action="store_true", help="calibrate even with fewer than 32 images"
     )
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """What the model expects of its input (written into its metadata)."""
     p.add_argument(
-        "--channel-order",
-        choices=("BGR", "RGB"),
-        default="BGR",
+        "--channel-order", choices=("BGR", "RGB"), default="BGR",
         help="input channel order the model was trained with",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--pad-value", type=float, default=128.0, help="letterbox padding pixel value (default 128)"
     )
     p.add_argument("--align", choices=("top-left", "center"), default="top-left", help="letterbox placement")
     p.add_argument(
-        "--input-size",
-        type=int,
+        "--input-size", type=int,
         help="square input size (multiple of 64; default: the size the checkpoint was trained at, else 512)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    args = p.parse_args(argv)
-    if args.int8 and not args.calib_images:
-        p.error("--int8 needs --calib-images DIR")
-    if args.batch < 1:
-        p.error(f"--batch must be at least 1, found {args.batch}")
-    if args.input_size is not None and (args.input_size < 64 or args.input_size % 64):
-        p.error(f"--input-size must be a positive multiple of 64, found {args.input_size}")
-    return args
+    )  # fmt: skip
 
 
 def default_name(args: argparse.Namespace) -> str:
@@ -195,138 +199,179 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def export(args: argparse.Namespace) -> Dict[str, Any]:
-    """The export itself; returns the manifest (also written next to the ONNX files)."""
-    import torch
-
-    from edge.files import save_json
-    from export.model import profile
-    from export.onnx_export import FP16_HEADROOM, convert_fp16, export_onnx
-    from export.parity import batched, errors, parity_inputs, run_onnx, worst
-    from export.trt_compat import require_tensorrt85
-
+    """The export, step by step; returns the manifest (also written next to the ONNX files)."""
     name = default_name(args)
     os.makedirs(args.out, exist_ok=True)
-    fp32_path = os.path.join(args.out, f"{name}.fp32.onnx")
-    fp16_path = os.path.join(args.out, f"{name}.fp16.onnx")
-    int8_path = os.path.join(args.out, f"{name}.int8.onnx")
     progress = Progress(4 + (2 if args.fp16 else 0) + (2 if args.int8 else 0), args.quiet)
-
     label = (
         f"loading {args.checkpoint}" if args.checkpoint else f"building untrained BK-Pose (seed {args.seed})"
     )
     with progress.step(label):
         model, info = build_model(args)
+    sizes = print_profile(model, info)
+    batch = 1 if args.dynamic_batch else args.batch
+    fp32_path = variant_path(args.out, name, "fp32")
+    sizes["parameters_in_onnx"] = export_fp32(model, info, fp32_path, args, progress)
+    fp32, groups, outputs = check_fp32_parity(model, info, fp32_path, args, progress)
+    files: List[Dict[str, Any]] = [file_entry(fp32_path, "fp32")]
+    report: Dict[str, Any] = {"fp32_vs_torch": fp32}
+    if args.fp16:
+        fp16_path = variant_path(args.out, name, "fp16")
+        report["fp16_vs_fp32"] = derive_fp16(fp32_path, fp16_path, info, groups, outputs, progress)
+        files.append(file_entry(fp16_path, "fp16"))
+    if args.int8:
+        int8_path = variant_path(args.out, name, "int8")
+        report["int8_vs_fp32"] = derive_int8(fp32_path, int8_path, info, batch, args, progress)
+        files.append(file_entry(int8_path, "int8"))
+    return write_manifest(args, name, info, batch, files, report, sizes, progress)
+
+
+def print_profile(model: Any, info: ModelInfo) -> Dict[str, Any]:
+    """Parameters and GMACs of the deployed and the training graph, printed and returned."""
+    from export.model import profile
+
     stats = profile(model, info.input_height, info.input_width)
     training = profile(model, info.input_height, info.input_width, training_graph=True)
     print(
         f"BK-Pose: {stats['parameters'] / 1e6:.3f} M parameters, {stats['macs'] / 1e9:.3f} GMACs at "
         f"{info.input_width}x{info.input_height} (deployed graph; training graph "
-        f"{training['parameters'] / 1e6:.3f} M, "
-        f"{training['macs'] / 1e9:.3f} GMACs)",
+        f"{training['parameters'] / 1e6:.3f} M, {training['macs'] / 1e9:.3f} GMACs)",
         flush=True,
     )
+    return {
+        "parameters": stats["parameters"],
+        "parameters_training_graph": training["parameters"],
+        "gmacs": round(stats["macs"] / 1e9, 4),
+        "gmacs_training_graph": round(training["macs"] / 1e9, 4),
+    }
+
+
+def export_fp32(model: Any, info: ModelInfo, path: str, args: argparse.Namespace, progress: Progress) -> int:
+    """Step: the FP32 ONNX (opset 17, BN folded, metadata), checked for TensorRT 8.5; returns the
+    number of stored parameters."""
+    from export.onnx_export import export_onnx
+    from export.trt_compat import require_tensorrt85
 
     batch = 1 if args.dynamic_batch else args.batch
-    with progress.step(
-        f"exporting {fp32_path} (opset 17, {'dynamic' if args.dynamic_batch else batch} batch)"
-    ):
-        proto = export_onnx(model, fp32_path, info, batch=batch, dynamic_batch=args.dynamic_batch)
-        onnx_parameters = int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer))
+    with progress.step(f"exporting {path} (opset 17, {'dynamic' if args.dynamic_batch else batch} batch)"):
+        proto = export_onnx(model, path, info, batch=batch, dynamic_batch=args.dynamic_batch)
     with progress.step("checking TensorRT 8.5 compatibility"):
-        require_tensorrt85(fp32_path, os.path.basename(fp32_path))
+        require_tensorrt85(path, os.path.basename(path))
+    return int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer))
+
+
+def check_fp32_parity(
+    model: Any, info: ModelInfo, path: str, args: argparse.Namespace, progress: Progress
+) -> Tuple[Dict[str, Any], List[np.ndarray], List[np.ndarray]]:
+    """Step: ONNX Runtime against PyTorch on the parity inputs; the file is removed if they differ.
+    Returns the errors, the input groups and ONNX Runtime's outputs (the FP16 step reuses both)."""
+    import torch
+
+    from export.parity import FP32_TOLERANCE, batched, errors, parity_inputs, run_onnx, worst
 
     with progress.step("parity: ONNX Runtime FP32 vs PyTorch"):
         named = parity_inputs(info, args.images, seed=args.seed)
-        groups = batched([x for _, x in named], 2 if args.dynamic_batch else batch)
+        groups = batched(
+            [x for _, x in named], 2 if args.dynamic_batch else (1 if args.dynamic_batch else args.batch)
+        )
         if args.dynamic_batch:
             groups.append(named[0][1])  # a batch of one as well
         with torch.no_grad():
             expected = [model(torch.from_numpy(x)).numpy() for x in groups]
-        actual = run_onnx(fp32_path, groups)
+        actual = run_onnx(path, groups)
         fp32 = worst(errors(e, a) for e, a in zip(expected, actual))
         fp32.update(inputs=[n for n, _ in named], tolerance=FP32_TOLERANCE)
         print(f"FP32 parity over {len(named)} inputs: max abs {fp32['max_abs']:.2e}, "
-              f"max rel {fp32['max_rel']:.2e} "
-              f"(tolerance {FP32_TOLERANCE:g} abs)", flush=True)  # fmt: skip
+              f"max rel {fp32['max_rel']:.2e} (tolerance {FP32_TOLERANCE:g} abs)", flush=True)  # fmt: skip
         if not fp32["max_abs"] <= FP32_TOLERANCE:
-            os.remove(fp32_path)
+            os.remove(path)
             raise BKPoseError(
                 f"FP32 ONNX differs from PyTorch by {fp32['max_abs']:.3g} > {FP32_TOLERANCE:g}; file removed"
             )
+    return fp32, groups, actual
 
-    files: List[Dict[str, Any]] = [file_entry(fp32_path, "fp32")]
-    report: Dict[str, Any] = {"fp32_vs_torch": fp32}
-    if args.fp16:
-        with progress.step(f"writing {fp16_path} (FP16 compute, overflowing nodes kept FP32)"):
-            kept = convert_fp16(fp32_path, fp16_path, info, groups)
-            require_tensorrt85(fp16_path, os.path.basename(fp16_path))
-        with progress.step("FP16 error vs FP32 (ONNX Runtime)"):
-            fp16 = worst(errors(e, a) for e, a in zip(actual, run_onnx(fp16_path, groups)))
-            fp16.update(kept_fp32_nodes=kept, headroom=FP16_HEADROOM, tolerance_rel=FP16_TOLERANCE)
-            print(f"FP16 vs FP32: max abs {fp16['max_abs']:.2e}, max rel {fp16['max_rel']:.2e}; "
-                  f"{len(kept)} node(s) kept in FP32", flush=True)  # fmt: skip
-            if not fp16["max_rel"] <= FP16_TOLERANCE:
-                os.remove(fp16_path)
-                raise BKPoseError(f"FP16 ONNX differs from FP32 by {fp16['max_rel']:.3g} of the output range "
-                                  f"> {FP16_TOLERANCE:g}; file removed")  # fmt: skip
-        files.append(file_entry(fp16_path, "fp16"))
-        report["fp16_vs_fp32"] = fp16
 
-    if args.int8:
-        from export.int8_report import int8_report
-        from export.parity import image_files
-        from export.quantize import calibration_files, quantize_qdq
+def derive_fp16(
+    fp32_path: str, path: str, info: ModelInfo, groups: List[np.ndarray], reference: List[np.ndarray],
+    progress: Progress,
+) -> Dict[str, Any]:  # fmt: skip
+    """Step: the FP16 file (overflowing nodes kept FP32) and its error against FP32."""
+    from export.onnx_export import FP16_HEADROOM, convert_fp16
+    from export.parity import FP16_TOLERANCE, errors, run_onnx, worst
+    from export.trt_compat import require_tensorrt85
 
-        with progress.step(f"writing {int8_path} (Q/DQ INT8, {args.calib_method} calibration)"):
-            calib_files = calibration_files(args.calib_images, args.calib_limit, args.force_calibration)
-            calibration = quantize_qdq(fp32_path, int8_path, info, calib_files, args.calib_method, batch)
-            require_tensorrt85(int8_path, os.path.basename(int8_path))
-        with progress.step("INT8 quality report vs FP32 (ONNX Runtime)"):
-            report_files = image_files(args.images) if args.images else calib_files[:50]
-            quality = int8_report(fp32_path, int8_path, report_files, info) if batch == 1 else None
-            if quality:
-                poses = quality["poses"]
-                oks = "n/a (no people)" if poses["mean_oks"] is None else f"{poses['mean_oks']:.3f}"
-                heat = quality["heatmaps"]
-                print(
-                    f"INT8 vs FP32 over {quality['images']} photos: heatmap max abs {heat['max_abs']:.3g} "
-                    f"(mean per-image max {heat['mean_abs_over_images']:.3g}); mean OKS {oks}; "
-                    f"people FP32 {poses['reference_people']}, INT8 {poses['candidate_people']}",
-                    flush=True,
-                )
-        files.append(file_entry(int8_path, "int8"))
-        report["int8_vs_fp32"] = {"calibration": calibration, "quality": quality}
+    with progress.step(f"writing {path} (FP16 compute, overflowing nodes kept FP32)"):
+        kept = convert_fp16(fp32_path, path, info, groups)
+        require_tensorrt85(path, os.path.basename(path))
+    with progress.step("FP16 error vs FP32 (ONNX Runtime)"):
+        fp16 = worst(errors(e, a) for e, a in zip(reference, run_onnx(path, groups)))
+        fp16.update(kept_fp32_nodes=kept, headroom=FP16_HEADROOM, tolerance_rel=FP16_TOLERANCE)
+        print(f"FP16 vs FP32: max abs {fp16['max_abs']:.2e}, max rel {fp16['max_rel']:.2e}; "
+              f"{len(kept)} node(s) kept in FP32", flush=True)  # fmt: skip
+        if not fp16["max_rel"] <= FP16_TOLERANCE:
+            os.remove(path)
+            raise BKPoseError(f"FP16 ONNX differs from FP32 by {fp16['max_rel']:.3g} of the output range "
+                              f"> {FP16_TOLERANCE:g}; file removed")  # fmt: skip
+    return fp16
+
+
+def derive_int8(
+    fp32_path: str, path: str, info: ModelInfo, batch: int, args: argparse.Namespace, progress: Progress
+) -> Dict[str, Any]:
+    """Step: the Q/DQ INT8 file calibrated on `--calib-images`, and its quality against FP32."""
+    from export.int8_report import int8_report
+    from export.parity import image_files
+    from export.quantize import calibration_files, quantize_qdq
+    from export.trt_compat import require_tensorrt85
+
+    with progress.step(f"writing {path} (Q/DQ INT8, {args.calib_method} calibration)"):
+        calib_files = calibration_files(args.calib_images, args.calib_limit, args.force_calibration)
+        calibration = quantize_qdq(fp32_path, path, info, calib_files, args.calib_method, batch)
+        require_tensorrt85(path, os.path.basename(path))
+    with progress.step("INT8 quality report vs FP32 (ONNX Runtime)"):
+        report_files = image_files(args.images) if args.images else calib_files[:50]
+        quality = int8_report(fp32_path, path, report_files, info) if batch == 1 else None
+        if quality:
+            poses, heat = quality["poses"], quality["heatmaps"]
+            oks = "n/a (no people)" if poses["mean_oks"] is None else f"{poses['mean_oks']:.3f}"
+            people = f"people FP32 {poses['reference_people']}, INT8 {poses['candidate_people']}"
+            print(f"INT8 vs FP32 over {quality['images']} photos: heatmap max abs {heat['max_abs']:.3g} "
+                  f"(mean per-image max {heat['mean_abs_over_images']:.3g}); mean OKS {oks}; {people}",
+                  flush=True)  # fmt: skip
+    return {"calibration": calibration, "quality": quality}
+
+
+def write_manifest(
+    args: argparse.Namespace, name: str, info: ModelInfo, batch: int, files: List[Dict[str, Any]],
+    report: Dict[str, Any], sizes: Dict[str, Any], progress: Progress,
+) -> Dict[str, Any]:  # fmt: skip
+    """Step: `<name>.manifest.json` beside the files: hashes, parity, sizes, provenance."""
+    from edge.files import save_json
 
     manifest = {
-        "format": "bkpose-export-manifest",
-        "version": 1,
-        "name": name,
-        "files": files,
-        "parity": report,
-        "parameters": stats["parameters"],
-        "parameters_training_graph": training["parameters"],
-        "parameters_in_onnx": onnx_parameters,
-        "gmacs": round(stats["macs"] / 1e9, 4),
-        "gmacs_training_graph": round(training["macs"] / 1e9, 4),
-        "input": {
-            "name": "image",
-            "shape": ["batch" if args.dynamic_batch else batch, 3, info.input_height, info.input_width],
-        },
-        "opset": 17,
-        "trained": info.trained,
+        "format": "bkpose-export-manifest", "version": 1, "name": name, "files": files, "parity": report,
+        **sizes,
+        "input": {"name": "image", "shape": [
+            "batch" if args.dynamic_batch else batch, 3, info.input_height, info.input_width]},
+        "opset": 17, "trained": info.trained,
         "checkpoint": os.path.abspath(args.checkpoint) if args.checkpoint else None,
-        "checkpoint_sha256": info.checkpoint_sha256 or None,
-        "seed": None if args.checkpoint else args.seed,
-        "metadata": info.to_metadata(),
-        "versions": versions(),
-        "step_seconds": progress.timings,
-    }
+        "checkpoint_sha256": info.checkpoint_sha256 or None, "seed": None if args.checkpoint else args.seed,
+        "metadata": info.to_metadata(), "versions": versions(), "step_seconds": progress.timings,
+    }  # fmt: skip
     manifest_path = os.path.join(args.out, f"{name}.manifest.json")
     save_json(manifest, manifest_path)
     print(
         f"wrote {', '.join(os.path.join(args.out, f['file']) for f in files)} and {manifest_path}", flush=True
     )
     return manifest
+
+
+def export_random(out: str, seed: int = 0, fp16: bool = False, *extra: str) -> str:
+    """The untrained seed-`seed` BK-Pose as ONNX in `out` (benchmarks and tests); returns the FP32
+    file. `extra`: more bkpose-export options (e.g. "--dynamic-batch")."""
+    options = ["--random-init", "--seed", str(seed), "--out", out, "--quiet", *extra]
+    manifest = run(parse_args(options + ([] if fp16 else ["--no-fp16"])))
+    return os.path.join(out, manifest["files"][0]["file"])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

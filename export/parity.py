@@ -19,6 +19,8 @@ from edge.modelinfo import ModelInfo
 from edge.preprocess import CpuPreprocessor
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp")
+FP32_TOLERANCE = 1e-4  # max absolute heatmap difference, ONNX Runtime vs PyTorch
+FP16_TOLERANCE = 0.05  # max difference relative to the FP32 output range
 
 
 def image_files(folder: str, limit: Optional[int] = None) -> List[str]:

@@ -56,15 +56,33 @@ def shared_data():
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def random_model(tmp_path_factory):
-    """The untrained seed-1 BK-Pose as FP32 ONNX at 512, exported once for the whole session."""
-    pytest.importorskip("torch")
-    from export import cli
+# The untrained models tests share, by name: each is exported once per session, on first use.
+TINY_MODELS = {
+    "random-s1": {"seed": 1},  # FP32 at 512
+    "random-s3-fp16": {"seed": 3, "fp16": True},  # FP32 and FP16 beside it
+}
 
-    out = tmp_path_factory.mktemp("random-model")
-    cli.run(cli.parse_args(["--random-init", "--seed", "1", "--out", str(out), "--no-fp16", "--quiet"]))
-    return str(out / "bkpose-random-s1.fp32.onnx")
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory):
+    """`model_files(name)`: the FP32 file of the TINY_MODELS entry `name`."""
+    pytest.importorskip("torch")
+    from export.cli import export_random
+
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = export_random(str(tmp_path_factory.mktemp(name)), **TINY_MODELS[name])
+        return made[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def random_model(model_files):
+    """The untrained seed-1 BK-Pose as FP32 ONNX at 512."""
+    return model_files("random-s1")
 
 
 @pytest.fixture(scope="session")

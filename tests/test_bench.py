@@ -173,12 +173,8 @@ def test_compare_two_saved_results(default_run, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def two_precisions(tmp_path_factory):
-    from export import cli
-
-    out = tmp_path_factory.mktemp("acc")
-    cli.run(cli.parse_args(["--random-init", "--seed", "3", "--out", str(out), "--quiet"]))
-    return str(out / "bkpose-random-s3.fp32.onnx")
+def two_precisions(model_files):
+    return model_files("random-s3-fp16")
 
 
 def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_data, tmp_path, capsys):

@@ -151,7 +151,9 @@ def test_dynamic_batch_export(tmp_path):
 
 
 def test_failed_parity_fails_the_export_and_removes_the_file(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "FP32_TOLERANCE", 0.0)
+    import export.parity
+
+    monkeypatch.setattr(export.parity, "FP32_TOLERANCE", 0.0)
     code = cli.main(["--random-init", "--out", str(tmp_path), "--no-fp16", "--quiet"])
     assert code == 2
     err = capsys.readouterr().err

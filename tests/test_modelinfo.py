@@ -45,3 +45,19 @@ def test_missing_metadata_says_how_to_fix_it():
         ModelInfo.from_metadata(meta, "model.onnx")
     with pytest.raises(ModelError, match="missing"):
         ModelInfo.from_metadata({}, "model.onnx")
+
+
+def test_one_naming_rule_for_model_files():
+    from edge.modelinfo import parse_variant, variant_path
+
+    path = variant_path("engines", "bkpose", "fp16", ".engine", "dla0")
+    assert path == "engines/bkpose.fp16.dla0.engine"
+    named = parse_variant(path)
+    assert (named.folder, named.stem, named.precision, named.tag, named.suffix) == (
+        "engines", "bkpose", "fp16", "dla0", ".engine",
+    )  # fmt: skip
+    assert named.with_precision("int8") == "engines/bkpose.int8.dla0.engine"
+    assert parse_variant("runs/x.y.int8.onnx").stem == "x.y"  # dots in a stem survive
+    assert parse_variant("best.pth").precision == ""
+    with pytest.raises(ValueError, match="precision"):
+        variant_path("e", "s", "fp8")

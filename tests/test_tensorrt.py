@@ -21,16 +21,13 @@ TOLERANCE = {"fp32": 1e-3, "fp16": 0.05, "int8": 0.5}
 
 @pytest.fixture(scope="module")
 def onnx_files(tmp_path_factory, shared_data):
-    from export import cli
+    from export.cli import export_random
 
     out = tmp_path_factory.mktemp("trt")
-    args = cli.parse_args([
-        "--random-init", "--seed", "4", "--out", str(out), "--quiet", "--int8",
-        "--calib-images", str(shared_data / "images" / "coco_val2017_dev538"), "--calib-limit", "64",
-    ])  # fmt: skip
+    calibration = str(shared_data / "images" / "coco_val2017_dev538")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cli.run(args)
+        export_random(str(out), 4, True, "--int8", "--calib-images", calibration, "--calib-limit", "64")
     return out
 
 
