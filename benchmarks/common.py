@@ -22,6 +22,10 @@ RESULTS_DIR = Path("results")  # relative to where a benchmark is run (the repos
 BUNDLED_PEOPLE = Path(__file__).resolve().parent / "data" / "coco_val2017_people80.json"
 
 
+class UsageError(Exception):
+    """A user mistake (missing file, bad model or source, unwritable output): one line, exit 2."""
+
+
 def default_people_annotations() -> Path:
     """The dev538 annotations beside the checkout when present, else the bundled sample."""
     return DEV538_ANNOTATIONS if DEV538_ANNOTATIONS.is_file() else BUNDLED_PEOPLE

@@ -3,7 +3,7 @@
 Sequential: preprocess, infer, decode one frame after another (the sum of the stages).
 Pipelined: the same work with capture, inference (preprocess + infer) and decoding in three
 threads; its throughput should approach 1 / (slowest stage). Both passes are bkpose-bench's own
-measurement loops (`benchmarks.bench`), run on the same frames. Frames come from a video, or from a
+measurement loops (`benchmarks.bench_runs`), run on the same frames. Frames come from a video, or from a
 generated 640x480 clip held in memory (the default, so the source costs nothing); the model
 defaults to the random-init ONNX that `bkpose-export --random-init --out engines/` writes.
 
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks import bench
+from benchmarks import bench_runs
 from benchmarks.common import RESULTS_DIR, environment, write_json
 from edge.pipeline import PoseEstimator
 
@@ -47,15 +47,15 @@ def load_clip(path: str, count: int) -> List[np.ndarray]:
 
 def measure(estimator: PoseEstimator, frames: List[np.ndarray], mode: str) -> Dict[str, Any]:
     """One pass over `frames` with bkpose-bench's own sequential or pipelined loop."""
-    budget = bench.Budget(len(frames), None)
+    budget = bench_runs.Budget(len(frames), None)
     if mode == "sequential":
-        raw = bench.run_sequential(estimator, iter(frames), budget, 0.0)
+        raw = bench_runs.run_sequential(estimator, iter(frames), budget, 0.0)
     else:
-        raw = bench.run_pipelined(estimator, iter(frames), budget, 0.0, live=False)
-    stages = bench.summarise(raw["samples"])
+        raw = bench_runs.run_pipelined(estimator, iter(frames), budget, 0.0, live=False)
+    stages = bench_runs.summarise(raw["samples"])
     result = {"fps": raw["frames"] / raw["seconds"], "frames": raw["frames"], "stages": stages}
     if mode == "pipelined":
-        result["bound_fps"] = bench.pipelined_bound(stages)
+        result["bound_fps"] = bench_runs.pipelined_bound(stages)
         result["fraction_of_bound"] = result["fps"] / result["bound_fps"]
     return result
 

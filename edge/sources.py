@@ -273,6 +273,10 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30, 
     import cv2
 
     text = str(spec).strip()
+    if text.startswith("synthetic:"):
+        size = text[len("synthetic:") :]
+        width, height = (int(v) for v in size.lower().split("x")) if size else (1280, 720)
+        return SyntheticSource(width, height)
     if text.isdigit() or text.startswith("/dev/video"):
         index = int(text) if text.isdigit() else text
         return LiveSource(_capture(index), f"camera {text}", wait_at_start=wait)
@@ -301,6 +305,47 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30, 
     if text.lower().endswith(IMAGE_SUFFIXES):
         return ImageSource([text], text)
     return VideoSource(text)
+
+
+def synthetic_frame(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:
+    """A smooth random BGR scene: blurred noise plus a few bright blobs and edges."""
+    import cv2
+
+    small = rng.integers(0, 256, size=(max(height // 32, 1), max(width // 32, 1), 3), dtype=np.uint8)
+    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(rng.integers(3, 8))):
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        cv2.circle(frame, centre, int(rng.integers(5, max(height // 6, 6))), color, -1)
+        cv2.line(frame, centre, (int(rng.integers(0, width)), int(rng.integers(0, height))), color, 3)
+    return frame
+
+
+class SyntheticSource(Source):
+    """Camera-sized generated frames (`synthetic:` or `synthetic:WxH`): `count` seeded scenes made
+    once, then repeated until closed, or `frames` in all. Needs no file, camera or data: the
+    bench's default source and the tests' shared one."""
+
+    def __init__(
+        self,
+        width: int = 1280,
+        height: int = 720,
+        count: int = 8,
+        seed: int = 0,
+        frames: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.images = [synthetic_frame(rng, height, width) for _ in range(count)]
+        self.length = frames
+        self.description = f"generated {width}x{height} frames (in memory)"
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while not self._closed.is_set() and (self.length is None or index < self.length):
+            self.stats.frames += 1
+            yield Frame(index, self.images[index % len(self.images)], time.time())
+            index += 1
 
 
 class ListSource(Source):

@@ -157,9 +157,9 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
     import torch
 
     from edge.preprocess import CpuPreprocessor
+    from edge.sources import synthetic_frame
     from export.checkpoint import load_checkpoint, read_checkpoint, trained_input_size
     from export.model import BKPose, init_random
-    from export.parity import synthetic_frame
 
     torch.manual_seed(args.seed)
     model = BKPose()

@@ -17,6 +17,7 @@ import numpy as np
 from edge.backends.ort import OrtBackend
 from edge.modelinfo import ModelInfo
 from edge.preprocess import CpuPreprocessor
+from edge.sources import synthetic_frame
 
 IMAGE_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp")
 FP32_TOLERANCE = 1e-4  # max absolute heatmap difference, ONNX Runtime vs PyTorch
@@ -33,20 +34,6 @@ def image_files(folder: str, limit: Optional[int] = None) -> List[str]:
         }
     )
     return found[:limit] if limit is not None else found
-
-
-def synthetic_frame(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:
-    """A smooth random BGR scene: blurred noise plus a few bright blobs and edges."""
-    import cv2
-
-    small = rng.integers(0, 256, size=(max(height // 32, 1), max(width // 32, 1), 3), dtype=np.uint8)
-    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    for _ in range(int(rng.integers(3, 8))):
-        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        cv2.circle(frame, centre, int(rng.integers(5, max(height // 6, 6))), color, -1)
-        cv2.line(frame, centre, (int(rng.integers(0, width)), int(rng.integers(0, height))), color, 3)
-    return frame
 
 
 def parity_inputs(

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 jsonschema = pytest.importorskip("jsonschema")
 
-from benchmarks import bench  # noqa: E402
+from benchmarks import bench, bench_models, bench_report, bench_runs  # noqa: E402
 from benchmarks import device_stamp as ds  # noqa: E402
 from benchmarks.common import time_stats  # noqa: E402
 
@@ -26,12 +26,12 @@ def test_percentiles_and_throughput_arithmetic():
     assert stats["min"] == pytest.approx(1.0) and stats["max"] == pytest.approx(100.0)
     assert stats["median"] == pytest.approx(50.5) and stats["p90"] == pytest.approx(90.1)
     assert stats["p99"] == pytest.approx(99.01) and stats["mean"] == pytest.approx(50.5)
-    summary = bench.summarise({"infer": [10.0, 20.0, 30.0]})
+    summary = bench_runs.summarise({"infer": [10.0, 20.0, 30.0]})
     assert summary["infer"]["median"] == pytest.approx(20.0)
-    rows = bench.crowd_table([0, 0, 2, 4, 30], [1.0, 3.0, 2.0, 5.0, 9.0])
+    rows = bench_runs.crowd_table([0, 0, 2, 4, 30], [1.0, 3.0, 2.0, 5.0, 9.0])
     assert [(r["people"], r["frames"]) for r in rows] == [("0", 2), ("1-2", 1), ("3-5", 1), ("21+", 1)]
     assert rows[0]["decode_ms"]["median"] == pytest.approx(2.0)
-    budget = bench.Budget(frames=5, duration=None)
+    budget = bench_runs.Budget(frames=5, duration=None)
     assert budget.more(4) and not budget.more(5)
 
 
@@ -41,8 +41,8 @@ def default_run(tmp_path_factory):
     engines = tmp_path_factory.mktemp("engines")
     out = tmp_path_factory.mktemp("out") / "bench.json"
     patch = pytest.MonkeyPatch()
-    patch.setattr(bench, "ENGINES", engines)
-    patch.setattr(bench, "DEFAULT_ONNX", engines / "bkpose-random-s0.fp32.onnx")
+    patch.setattr(bench_models, "ENGINES", engines)
+    patch.setattr(bench_models, "DEFAULT_ONNX", engines / "bkpose-random-s0.fp32.onnx")
     try:
         code = bench.main(["--frames", "20", "--warmup", "0.2", "--threads", "1", "--json", str(out)])
     finally:
@@ -258,7 +258,7 @@ def test_video_source_streams_and_read_includes_decoding(default_run, shared_dat
     _, _, saved = default_run
     model = json.loads(saved.read_text())["runs"][0]["model"]
     video = shared_data / "videos" / "posetrack18_000001_mpiinew_test.mp4"  # 5 frames at 1280x720
-    frames, text, live = bench.source_frames(str(video))
+    frames, text, live = bench_runs.source_frames(str(video))
     assert not live and "streamed" in text and not isinstance(frames, list)
     assert [next(frames).shape for _ in range(12)] == [(720, 1280, 3)] * 12  # 12 > 5: reopened at its end
     out = tmp_path / "v.json"
@@ -279,7 +279,7 @@ def test_other_cpu_load_is_measured_and_warned():
 
 def test_pipelined_bound_uses_means_so_fps_cannot_exceed_it():
     stages = {"infer": {"median": 40.0, "mean": 50.0}, "preprocess": {"median": 1.0, "mean": 1.0}}
-    assert bench.pipelined_bound(stages) == pytest.approx(1e3 / 51.0)
+    assert bench_runs.pipelined_bound(stages) == pytest.approx(1e3 / 51.0)
 
 
 def test_an_untrained_model_is_said_in_the_table(capsys):
@@ -298,10 +298,10 @@ def test_an_untrained_model_is_said_in_the_table(capsys):
         "people_per_frame": {"mean": 0, "max": 0},
         "memory": {"host_rss_mib": 1.0, "host_peak_rss_mib": 1.0},
     }
-    bench.print_run(run)
+    bench_report.print_run(run)
     assert "UNTRAINED" in capsys.readouterr().out
     run["backend"]["trained"] = True
-    bench.print_run(run)
+    bench_report.print_run(run)
     assert "UNTRAINED" not in capsys.readouterr().out
 
 
@@ -330,25 +330,27 @@ def test_every_stage_a_run_produces_is_in_the_table_and_in_compare(default_run, 
 
     _, _, saved = default_run
     model = json.loads(saved.read_text())["runs"][0]["model"]
-    frames = bench.generated_frames(2, 320, 240)
+    from edge.sources import SyntheticSource
+
+    frames = SyntheticSource(320, 240, count=2).images
     for backend in (open_backend(model, device="cpu", threads=1), MockTensorRT(open_backend(model, "cpu"))):
         with PoseEstimator(backend) as estimator:
             estimator.warmup()
             for mode in ("sequential", "pipelined"):
-                budget = bench.Budget(frames=3, duration=None)
+                budget = bench_runs.Budget(frames=3, duration=None)
                 if mode == "sequential":
-                    raw = bench.run_sequential(estimator, bench.frame_cycle(frames), budget, 0.0)
+                    raw = bench_runs.run_sequential(estimator, iter(frames * 2), budget, 0.0)
                 else:
-                    raw = bench.run_pipelined(estimator, bench.frame_cycle(frames), budget, 0.0, False)
+                    raw = bench_runs.run_pipelined(estimator, iter(frames * 2), budget, 0.0, False)
                 produced = {k for k, v in raw["samples"].items() if v}
-                assert produced <= set(bench.STAGES), produced - set(bench.STAGES)
+                assert produced <= set(bench_runs.STAGES), produced - set(bench_runs.STAGES)
                 if backend.on_gpu:
                     assert {stages.PREPROCESS_GPU, stages.INFER_GPU, stages.DOWNLOAD_GPU} <= produced
-                stats = bench.summarise(raw["samples"])
+                stats = bench_runs.summarise(raw["samples"])
                 run = {"precision": "fp32", "mode": mode, "fps": 1.0, "stages_ms": stats}
                 for path in (tmp_path / "a.json", tmp_path / "b.json"):
                     path.write_text(json.dumps({"runs": [run]}))
                 capsys.readouterr()
-                bench.compare([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+                bench_report.compare([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
                 compared = capsys.readouterr().out
                 assert all(f"{stage} median ms" in compared for stage in produced)

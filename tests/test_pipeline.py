@@ -19,7 +19,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from edge.decode.poses import Poses  # noqa: E402
 from edge.pipeline import PoseEstimator, coerce_frame  # noqa: E402
 from edge.sinks import SCHEMA_PATH, CocoSink, JsonlSink, VideoSink  # noqa: E402
-from edge.sources import ListSource, LiveSource, SourceError, VideoSource, open_source  # noqa: E402
+from edge.sources import ListSource, LiveSource, SourceError, SyntheticSource, VideoSource, open_source  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -330,3 +330,12 @@ def test_sinks_are_context_managers_and_poses_validate_their_shapes(estimator, g
         Poses(np.zeros((2, 17, 3), np.float32), np.zeros((3,), np.float32))
     with pytest.raises(ValueError, match=r"\[N, K, 3\]"):
         Poses(np.zeros((2, 17), np.float32), np.zeros((2,), np.float32))
+
+
+def test_synthetic_source_is_one_shared_generator():
+    a = open_source("synthetic:320x240")
+    frames = [f.image for _, f in zip(range(10), a)]
+    a.close()
+    assert [f.shape for f in frames] == [(240, 320, 3)] * 10
+    assert np.array_equal(frames[0], frames[8])  # 8 seeded scenes, repeated
+    assert len(list(SyntheticSource(64, 64, frames=5))) == 5

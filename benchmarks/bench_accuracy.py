@@ -1,0 +1,59 @@
+"""`bkpose-bench --accuracy`: COCO keypoint AP of each precision variant through the runtime path,
+and the OKS agreement of each with FP32."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, List
+
+from benchmarks.common import UsageError
+
+
+def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
+    """COCO keypoint AP of every precision variant and its OKS agreement with the FP32 poses."""
+    import cv2
+
+    from benchmarks.common import coco_keypoint_scores, load_coco_keypoints
+    from edge.decode.agreement import agreement
+    from edge.pipeline import PoseEstimator
+
+    coco = load_coco_keypoints(args.annotations)
+    images = [im for im in coco["images"] if os.path.exists(os.path.join(args.images, im["file_name"]))]
+    if not images:
+        raise UsageError(f"none of the annotated images is under {args.images}")
+    per_model: Dict[str, Any] = {}
+    poses_of: Dict[str, List[Any]] = {}
+    from tqdm import tqdm
+
+    for path in models:
+        with PoseEstimator(path, device=args.device, threads=args.threads) as estimator:
+            estimator.warmup()
+            results, poses = [], []
+            name = os.path.basename(path)
+            for image in tqdm(images, desc=name, unit="image", file=sys.stderr, dynamic_ncols=True):
+                frame = cv2.imread(os.path.join(args.images, image["file_name"]))
+                found = estimator(frame)
+                poses.append(found)
+                results.extend(found.to_coco_results(image["id"]))
+            precision = estimator.info.precision
+        per_model[precision] = {
+            "model": os.path.abspath(path),
+            "coco": coco_keypoint_scores(coco, results, [i["id"] for i in images]),
+        }
+        poses_of[precision] = poses
+    reference = "fp32" if "fp32" in poses_of else next(iter(poses_of))
+    for precision, entry in per_model.items():
+        entry["agreement_with_" + reference] = agreement(zip(poses_of[reference], poses_of[precision]))
+        entry["ap_drop"] = per_model[reference]["coco"]["AP"] - entry["coco"]["AP"]
+    print(f"\naccuracy on {len(images)} images of {args.annotations}")
+    print(
+        f"{'precision':<10} {'AP':>7} {'AP50':>7} {'AR':>7} {'AP drop':>8} {'mean OKS vs ' + reference:>18}"
+    )
+    for precision, entry in per_model.items():
+        c, agree = entry["coco"], entry["agreement_with_" + reference]
+        oks = "n/a" if agree["mean_oks"] is None else f"{agree['mean_oks']:.3f}"
+        scores = f"{c['AP']:>7.3f} {c['AP50']:>7.3f} {c['AR']:>7.3f}"
+        print(f"{precision:<10} {scores} {entry['ap_drop']:>8.3f} {oks:>18}")
+    return {"images": len(images), "reference": reference, "by_precision": per_model}
