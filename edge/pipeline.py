@@ -7,8 +7,11 @@
             print(result.index, len(result.poses))
 
 `stream()` runs three stages in their own threads, joined by bounded queues:
-capture (the source) -> infer (preprocess + backend) -> decode; the caller receives results in
-frame order. Policy `all` never drops a frame (files); `latest` drops the oldest waiting frame
+capture (the source) -> infer (`backend.run`: preprocess + model, the backend's own device path)
+-> decode, then the stream's `ResultStage`s (a tracker, a smoother: per-stream state, each timed
+under its `edge.stages` name); the caller receives results in frame order. Several cameras add a
+batcher between capture and infer (`backend.run_batch`) and one decode thread with its own result
+stages per stream. Policy `all` never drops a frame (files); `latest` drops the oldest waiting frame
 when inference falls behind, so latency stays bounded on live cameras, and counts every drop.
 An exception in any stage stops every stage and is re-raised to the caller; leaving the loop
 early, Ctrl-C or the end of the input stop and join every thread.
@@ -26,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -36,7 +39,7 @@ from edge.decode import Decoder
 from edge.decode.poses import Poses
 from edge.layout import require_compatible
 from edge.preprocess import validate_frame
-from edge.results import Result, empty_poses
+from edge.results import Result, ResultStage, empty_poses
 from edge.sources import Source
 
 log = logging.getLogger("bkpose")
@@ -122,13 +125,20 @@ class PoseEstimator:
         return self.process(frame)[0]
 
     # ------------------------------------------------------------------ many frames
-    def stream(self, source: Source, policy: Optional[str] = None, queue_size: int = 2) -> Iterator[Result]:
+    def stream(
+        self,
+        source: Source,
+        policy: Optional[str] = None,
+        queue_size: int = 2,
+        stages: Sequence[ResultStage] = (),
+    ) -> Iterator[Result]:
         """Results for every frame of `source`, in order, with capture, inference and decoding
-        overlapping in threads. `policy` defaults to `latest` for live sources, `all` otherwise."""
+        overlapping in threads. `policy` defaults to `latest` for live sources, `all` otherwise.
+        `stages` run after decoding on every result, in order (per-stream: a tracker, a smoother)."""
         policy = policy or ("latest" if source.live else "all")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, found {policy!r}")
-        runner = _Runner(self, source, policy, queue_size)
+        runner = _Runner(self, source, policy, queue_size, tuple(stages))
         return runner.results()
 
     def close(self) -> None:
@@ -161,8 +171,16 @@ class _Failure:
 class _Runner:
     """The three stage threads of one `stream()` call and the queues between them."""
 
-    def __init__(self, estimator: PoseEstimator, source: Source, policy: str, queue_size: int) -> None:
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        source: Source,
+        policy: str,
+        queue_size: int,
+        result_stages: Tuple[ResultStage, ...] = (),
+    ) -> None:
         self.estimator, self.source, self.policy = estimator, source, policy
+        self.result_stages = result_stages
         self.captured: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
         self.inferred: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
         self.results_q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1) * 2)
@@ -295,6 +313,10 @@ class _Runner:
                 result = Result(frame.index, frame.timestamp, (width, height), poses, timings,
                                 converted=item.converted, image=item.image, name=frame.name)  # fmt: skip
             result.counters = self.counters()
+            for stage in self.result_stages:  # per-stream steps after decoding, each timed
+                t0 = time.perf_counter()
+                result = stage(result)
+                result.timings_ms[stage.name] = (time.perf_counter() - t0) * 1e3
             if not self._put(self.results_q, result):
                 return
 

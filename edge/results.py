@@ -30,5 +30,17 @@ class Result:
     name: str = ""
 
 
+class ResultStage:
+    """A per-stream step after decoding: a tracker, a smoother, a counter. The runner calls it on
+    every result of its stream, in frame order, in the decode thread, and records its time under
+    `name` (an `edge.stages` name, so the bench reports it). It owns its per-stream state: one
+    instance per stream. It may change the result and returns it."""
+
+    name = "stage"
+
+    def __call__(self, result: Result) -> Result:
+        raise NotImplementedError
+
+
 def empty_poses() -> Poses:
     return Poses(np.zeros((0, 17, 3), np.float32), np.zeros((0,), np.float32))

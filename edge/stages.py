@@ -16,6 +16,7 @@ DOWNLOAD_GPU = "download_gpu"  # CUDA events: heatmaps device to host
 PEAKS = "peaks"  # decoder: peak finding
 GROUPING = "grouping"  # decoder: limb scoring and person assembly
 DECODE = "decode"  # the decode stage's wall time (peaks + grouping + overhead)
+TRACK = "track"  # per-stream tracking after decoding (a ResultStage)
 LATENCY = "latency"  # capture timestamp to result, in the pipelined runner
 TOTAL = "total"  # the bench's per-frame total: read to poses (sequential) or LATENCY (pipelined)
 
@@ -28,6 +29,7 @@ MEANING = {
     DOWNLOAD_GPU: "CUDA events: device-to-host heatmap copy (TensorRT)",
     PEAKS: "peak finding (NMS, refinement) on the 18 keypoint maps",
     GROUPING: "limb scoring, matching and person assembly",
+    TRACK: "per-stream tracking of the decoded people (identity across frames)",
     TOTAL: "sequential: read start to poses; pipelined: capture to result (includes queueing)",
 }
 REPORTED = tuple(MEANING)  # the bench table's rows, in order

@@ -339,3 +339,35 @@ def test_synthetic_source_is_one_shared_generator():
     assert [f.shape for f in frames] == [(240, 320, 3)] * 10
     assert np.array_equal(frames[0], frames[8])  # 8 seeded scenes, repeated
     assert len(list(SyntheticSource(64, 64, frames=5))) == 5
+
+
+def test_result_stages_run_in_frame_order_per_stream_and_are_timed(estimator):
+    """A tracker's place: after decoding, per stream, each result in order, its time recorded."""
+    from edge.results import ResultStage
+
+    class Numbering(ResultStage):
+        name = "track"
+
+        def __init__(self):
+            self.seen = []  # per-stream state
+
+        def __call__(self, result):
+            self.seen.append(result.index)
+            result.name = f"seen-{len(self.seen)}"
+            return result
+
+    frames = [np.full((60, 80, 3), i, np.uint8) for i in range(6)]
+    first, second = Numbering(), Numbering()
+    results = list(estimator.stream(ListSource(frames), stages=[first]))
+    list(estimator.stream(ListSource(frames[:2]), stages=[second]))
+    assert first.seen == [0, 1, 2, 3, 4, 5] and second.seen == [0, 1]
+    assert [r.name for r in results] == [f"seen-{i}" for i in range(1, 7)]
+    assert all("track" in r.timings_ms for r in results)
+
+    class Failing(ResultStage):
+        def __call__(self, result):
+            raise RuntimeError("tracker broke")
+
+    with pytest.raises(RuntimeError, match="tracker broke"):
+        list(estimator.stream(ListSource(frames), stages=[Failing()]))
+    assert not pipeline_threads()
