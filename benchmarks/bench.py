@@ -45,43 +45,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         prog="bkpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="stages (ms):\n" + "\n".join(f"  {name:<15}{meaning}" for name, meaning in INCLUDES.items()),
     )  # fmt: skip
-    p.add_argument(
-        "--model", "--engine", dest="model",
-        help=".onnx or .engine (default: a fitting engine in engines/, else the random-init ONNX)",
-    )  # fmt: skip
-    p.add_argument(
-        "--source",
-        help="video, image folder/glob, camera index, csi://N, rtsp://... (default: generated frames)",
-    )
+    # fmt: off
+    p.add_argument("--model", "--engine", dest="model",
+                   help=".onnx or .engine (default: a fitting engine in engines/, else the random-init ONNX)")
+    p.add_argument("--source", help="video, image folder/glob, camera, csi://N, rtsp://..., synthetic:WxH "
+                                    "(default: generated 1280x720 frames)")
     amount = p.add_mutually_exclusive_group()
     amount.add_argument("--frames", type=at_least(1, int), default=200, help="measured frames (default 200)")
     amount.add_argument("--duration", type=above(0.0), help="measure for S seconds instead")
-    p.add_argument(
-        "--warmup",
-        type=at_least(0.0, float),
-        default=1.0,
-        help="seconds of unmeasured frames first (default 1)",
-    )
+    p.add_argument("--warmup", type=at_least(0.0, float), default=1.0,
+                   help="seconds of unmeasured frames first (default 1)")
     p.add_argument("--mode", choices=("sequential", "pipelined"), default="pipelined")
     p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument(
-        "--threads", type=at_least(0, int), default=0, help="ONNX Runtime CPU threads (0: its default)"
-    )
+    p.add_argument("--threads", type=at_least(0, int), default=0, help="ONNX Runtime threads (0: default)")
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two results side by side")
-    p.add_argument(
-        "--accuracy",
-        action="store_true",
-        help="COCO keypoint AP per precision (needs --annotations, --images)",
-    )
+    p.add_argument("--accuracy", action="store_true", help="COCO keypoint AP per precision")
     p.add_argument("--annotations", help="COCO person keypoints JSON")
     p.add_argument("--images", help="folder with the annotated images")
-    p.add_argument(
-        "--max-ap-drop",
-        type=float,
-        help="with --accuracy: fail (exit 1) if a variant loses more AP than this",
-    )
+    p.add_argument("--max-ap-drop", type=float, help="--accuracy: exit 1 past this AP loss")
+    # fmt: on
     args = p.parse_args(argv)
     if args.accuracy and not (args.annotations and args.images):
         p.error("--accuracy needs --annotations FILE and --images DIR")

@@ -65,3 +65,9 @@ def test_numba_cache_is_never_written_inside_the_package(tmp_path):
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
     chosen = subprocess.run(python, env=env, capture_output=True, text=True, check=True)
     assert chosen.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_what_consumes_results_does_not_import_the_runner():
+    """Sinks (and trackers, fleet outputs) depend on `edge.results`, not on the pipeline's threads."""
+    code = "import sys, edge.sinks; sys.exit('edge.pipeline' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
