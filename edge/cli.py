@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     # the source first (a camera is not opened until streaming starts), then the outputs' paths
     source = open_source(args.source, args.width, args.height, args.fps, wait=args.wait)
-    sinks = make_sinks(args, fps=getattr(source, "fps", 30.0))
+    sinks = make_sinks(args, fps=source.fps)
     with contextlib.ExitStack() as outputs:  # every output is finalised, however the run ends
         stop = outputs.enter_context(StopSignals(source.close))  # left last: it covers the closing too
         for sink in sinks:

@@ -97,7 +97,7 @@ class PoseEstimator:
             require_compatible(self.info.layout)
             if not self.info.trained:
                 log.warning("%s is untrained (random weights): the poses it finds are not people",
-                            getattr(self.backend, "path", model))  # fmt: skip
+                            self.backend.path or model)  # fmt: skip
             self.decoder = Decoder(self.info.layout, **decoder_params)
             self.decoder_params = decoder_params
         except BaseException:

@@ -63,6 +63,7 @@ class Source:
     live = False
     length: Optional[int] = None
     description = "source"
+    fps = 30.0  # frames per second where the source knows it (videos), else a camera's usual rate
 
     def __init__(self) -> None:
         self.stats = SourceStats()

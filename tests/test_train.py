@@ -382,3 +382,34 @@ def test_model_report_exports_at_the_trained_size_and_scores_every_precision(sha
     assert report["manifest"]["input"]["shape"][2:] == [128, 128]  # trained at 128, exported at 128
     assert set(report["accuracy"]["by_precision"]) == {"fp32", "fp16", "int8"}
     assert "| int8 |" in report["markdown"] and "mean OKS vs fp32" in report["markdown"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_with_the_checkpoint_written(shared_data, tmp_path):
+    """The end of a working stretch sends SIGTERM: the step in flight finishes, last.pth and
+    compact.pth are written, and the run resumes from there."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mini = shared_data / MINI
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "train.cli", "--images", str(mini),
+         "--annotations", str(mini / "person_keypoints.json"), "--out", str(out), "--batch", "2",
+         "--input-size", "128", "--workers", "0", "--limit", "6",
+         "--epochs", "100", "--eval-every", "0", "--log-every", "1", "--precision", "fp32"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = out / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "stopped at epoch" in err and "--resume" in err
+    state = torch.load(out / "last.pth", weights_only=True)
+    assert state["step"] >= 2
+    assert torch.load(out / "compact.pth", weights_only=True)["step"] == state["step"]

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from edge.argtypes import above, at_least
 from edge.files import atomic_write
+from edge.signals import StopSignals
 from export.model import BKPose, init_quiet_heads, init_simplepose
 from train.data import CocoKeypoints, EpochSampler, quiet_worker
 from train.evaluate import evaluate
@@ -250,6 +251,10 @@ class Trainer:
             )
         return self._loader
 
+    def request_stop(self) -> None:
+        """Stop after the current step, with the checkpoint written (the stop signals' action)."""
+        self.stopping = True
+
     def out_of_time(self) -> bool:
         budget = self.args.time_budget_min
         return budget is not None and time.monotonic() - self.started >= budget * 60
@@ -326,6 +331,7 @@ class Trainer:
                 )
             if self.out_of_time():
                 self.stopping = True
+            if self.stopping:  # time spent, or a stop signal: the checkpoint is written below
                 break
             if args.save_every_min and time.monotonic() - self.last_save >= args.save_every_min * 60:
                 self.save()
@@ -377,7 +383,7 @@ class Trainer:
             print(json.dumps({k: v for k, v in record.items() if k != "kind"}), file=sys.stderr, flush=True)
         if self.stopping:
             print(
-                f"bkpose-train: time budget spent at epoch {self.epoch + 1}, batch {self.batch_in_epoch}; "
+                f"bkpose-train: stopped at epoch {self.epoch + 1}, batch {self.batch_in_epoch}; "
                 f"resume with --resume {os.path.join(args.out, 'last.pth')}",
                 file=sys.stderr,
             )
@@ -387,7 +393,11 @@ class Trainer:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        Trainer(args).run()
+        trainer = Trainer(args)
+        with StopSignals(trainer.request_stop) as stop:  # SIGTERM at a stretch's end loses nothing
+            trainer.run()
+        if stop.received is not None:
+            return stop.exit_code
     except KeyboardInterrupt:
         print("bkpose-train: interrupted; resume with --resume <out>/last.pth", file=sys.stderr)
         return 130

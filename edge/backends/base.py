@@ -37,6 +37,7 @@ class Backend:
 
     name = "backend"
     on_gpu = False
+    path = ""  # the model file it was opened from
     info: ModelInfo
     input: TensorSpec
     output: TensorSpec
