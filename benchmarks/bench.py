@@ -97,7 +97,8 @@ def check_inputs(args: argparse.Namespace) -> None:
     if args.accuracy and not os.path.isfile(args.annotations):
         raise UsageError(f"{args.annotations}: no such annotation file")
     if not args.compare:
-        try:
+        try:  # the folder is made as writing would make it (results/ on a fresh clone)
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
             check_writable(args.json)
         except OSError as err:
             raise UsageError(f"{args.json}: cannot write the JSON result ({err.strerror or err})") from None

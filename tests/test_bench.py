@@ -233,7 +233,7 @@ def test_user_mistakes_are_one_line_and_exit_2(default_run, tmp_path):
         (["--model", text_model, "--json", tmp_path / "t.json"], "notes.onnx"),
         (["--model", model, "--source", corrupt, "--json", tmp_path / "c.json"], "corrupt.mp4"),
         (["--compare", tmp_path / "a.json", saved], "no such result file"),
-        (["--model", model, "--json", tmp_path / "no" / "such" / "dir" / "r.json"], "cannot write"),
+        (["--model", model, "--json", text_model / "dir" / "r.json"], "cannot write"),  # under a file
     ]
     for args, words in cases:
         out = _bench_cli(*args)
