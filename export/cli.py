@@ -211,7 +211,7 @@ def export(args: argparse.Namespace) -> Dict[str, Any]:
     sizes = print_profile(model, info)
     batch = 1 if args.dynamic_batch else args.batch
     fp32_path = variant_path(args.out, name, "fp32")
-    sizes["parameters_in_onnx"] = export_fp32(model, info, fp32_path, args, progress)
+    sizes["parameters_in_onnx"] = export_fp32(model, info, fp32_path, batch, args.dynamic_batch, progress)
     fp32, groups, outputs = check_fp32_parity(model, info, fp32_path, args, progress)
     files: List[Dict[str, Any]] = [file_entry(fp32_path, "fp32")]
     report: Dict[str, Any] = {"fp32_vs_torch": fp32}
@@ -246,15 +246,16 @@ def print_profile(model: Any, info: ModelInfo) -> Dict[str, Any]:
     }
 
 
-def export_fp32(model: Any, info: ModelInfo, path: str, args: argparse.Namespace, progress: Progress) -> int:
+def export_fp32(
+    model: Any, info: ModelInfo, path: str, batch: int, dynamic_batch: bool, progress: Progress
+) -> int:
     """Step: the FP32 ONNX (opset 17, BN folded, metadata), checked for TensorRT 8.5; returns the
     number of stored parameters."""
     from export.onnx_export import export_onnx
     from export.trt_compat import require_tensorrt85
 
-    batch = 1 if args.dynamic_batch else args.batch
-    with progress.step(f"exporting {path} (opset 17, {'dynamic' if args.dynamic_batch else batch} batch)"):
-        proto = export_onnx(model, path, info, batch=batch, dynamic_batch=args.dynamic_batch)
+    with progress.step(f"exporting {path} (opset 17, {'dynamic' if dynamic_batch else batch} batch)"):
+        proto = export_onnx(model, path, info, batch=batch, dynamic_batch=dynamic_batch)
     with progress.step("checking TensorRT 8.5 compatibility"):
         require_tensorrt85(path, os.path.basename(path))
     return int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer))
