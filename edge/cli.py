@@ -1,6 +1,7 @@
-"""`bkpose-run SOURCE --model PATH`: poses from a camera, video, stream or images.
+"""`bkpose-run SOURCE [--model PATH]`: poses from a camera, video, stream or images.
 
-    bkpose-run video.mp4 --model engines/bkpose.fp32.onnx --jsonl out.jsonl --video out.mp4
+    bkpose-run video.mp4 --jsonl out.jsonl --video out.mp4           # the default (shipped) model
+    bkpose-run video.mp4 --model engines/bkpose.fp32.onnx --jsonl out.jsonl
     bkpose-run 0 --model engines/bkpose.fp16.engine --show          # USB camera, live FPS line
     bkpose-run photos/ --model m.onnx --coco results.json            # image set, COCO results
 
@@ -32,7 +33,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "source",
         help="video, image(s), camera index, /dev/videoN, csi://N, rtsp://... or a GStreamer pipeline",
     )
-    p.add_argument("--model", required=True, help=".onnx (ONNX Runtime) or .engine (TensorRT)")
+    p.add_argument(
+        "--model",
+        help=".onnx (ONNX Runtime) or .engine (TensorRT); default: the shipped trained weights, "
+        "exported to engines/ on first use (edge.default_model)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=at_least(0), default=0, help="ONNX Runtime CPU threads (0: its default)")
     p.add_argument("--jsonl", help="write one JSON line per frame here")
@@ -87,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     # the source first (a camera is not opened until streaming starts), then the outputs' paths
     source = open_source(args.source, args.width, args.height, args.fps, wait=args.wait)
     sinks = make_sinks(args, fps=source.fps)
+    if args.model is None:
+        from edge.default_model import default_onnx
+
+        args.model = default_onnx(lambda line: print(f"bkpose-run: {line}", file=sys.stderr, flush=True))
     with contextlib.ExitStack() as outputs:  # every output is finalised, however the run ends
         stop = outputs.enter_context(StopSignals(source.close))  # left last: it covers the closing too
         for sink in sinks:

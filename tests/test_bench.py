@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 jsonschema = pytest.importorskip("jsonschema")
 
-from benchmarks import bench, bench_models, bench_report, bench_runs  # noqa: E402
+from benchmarks import bench, bench_report, bench_runs  # noqa: E402
 from benchmarks import device_stamp as ds  # noqa: E402
 from benchmarks.common import time_stats  # noqa: E402
 
@@ -41,8 +41,7 @@ def default_run(tmp_path_factory):
     engines = tmp_path_factory.mktemp("engines")
     out = tmp_path_factory.mktemp("out") / "bench.json"
     patch = pytest.MonkeyPatch()
-    patch.setattr(bench_models, "ENGINES", engines)
-    patch.setattr(bench_models, "DEFAULT_ONNX", engines / "bkpose-random-s0.fp32.onnx")
+    patch.setenv("BKPOSE_ENGINES", str(engines))
     try:
         code = bench.main(["--frames", "20", "--warmup", "0.2", "--threads", "1", "--json", str(out)])
     finally:

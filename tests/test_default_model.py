@@ -1,0 +1,72 @@
+"""The model the CLIs use when none is named: the shipped weights exported once, again when the
+weights change, the untrained model where none ship, and a clear error when export fails."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge.default_model import default_onnx  # noqa: E402
+from edge.errors import ModelError  # noqa: E402
+from edge.modelinfo import ModelInfo  # noqa: E402
+from export.checkpoint import read_checkpoint, trained_input_size  # noqa: E402
+from export.model import BKPose  # noqa: E402
+from train.ship import shipped  # noqa: E402
+
+
+def write_weights(path, seed):
+    """What `python -m train.ship` writes for a (here untrained) run at input 128."""
+    torch.manual_seed(seed)
+    state = {"model": BKPose().state_dict(), "args": {"input_size": 128}, "epoch": 3, "step": 30}
+    state["best_ap"] = 0.25
+    torch.save(shipped(state), path)
+
+
+def manifest_info(onnx):
+    manifest = onnx.replace(".fp32.onnx", ".manifest.json")
+    with open(manifest) as f:
+        return ModelInfo.from_metadata(json.load(f)["metadata"])
+
+
+def test_shipped_weights_are_fp16_and_keep_the_trained_size(tmp_path):
+    path = tmp_path / "w.pth"
+    write_weights(path, seed=1)
+    loaded = read_checkpoint(str(path))
+    assert trained_input_size(loaded) == 128 and loaded["epoch"] == 3
+    floats = [t for t in loaded["state_dict"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+
+
+def test_trained_default_is_exported_once_and_again_when_the_weights_change(tmp_path, monkeypatch):
+    weights = tmp_path / "bkpose-test-128.pth"
+    write_weights(weights, seed=1)
+    monkeypatch.setenv("BKPOSE_CHECKPOINT", str(weights))
+    monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path / "engines"))
+    said = []
+    onnx = default_onnx(said.append)
+    assert onnx == str(tmp_path / "engines" / "bkpose-test-128.fp32.onnx")
+    first = manifest_info(onnx)
+    assert first.trained and first.input_width == 128 and len(said) == 1
+    assert default_onnx(said.append) == onnx and len(said) == 1  # present and current: no export
+    write_weights(weights, seed=2)  # new weights under the same name
+    assert default_onnx(said.append) == onnx and len(said) == 2
+    assert manifest_info(onnx).checkpoint_sha256 != first.checkpoint_sha256
+
+
+def test_without_shipped_weights_the_untrained_model_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("BKPOSE_CHECKPOINT", "")
+    monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path))
+    said = []
+    onnx = default_onnx(said.append)
+    assert onnx.endswith("bkpose-random-s0.fp32.onnx") and not manifest_info(onnx).trained
+    assert "untrained" in said[0]
+
+
+def test_a_failed_export_says_why_and_what_to_do(tmp_path, monkeypatch):
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    monkeypatch.setenv("BKPOSE_CHECKPOINT", str(broken))
+    monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path / "engines"))
+    with pytest.raises(ModelError, match=r"corrupt checkpoint.*bkpose-export.*--model"):
+        default_onnx()
