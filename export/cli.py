@@ -97,6 +97,11 @@ def add_int8_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force-calibration", action="store_true", help="calibrate even with fewer than 32 images"
     )
+    p.add_argument(
+        "--int8-keep-float", metavar="NODES", type=lambda v: [n for n in v.split(",") if n], default=[],
+        help="comma-separated ONNX node names left unquantized in the INT8 file (the layers that "
+        "`python -m export.int8_sensitivity` finds hurt most)",
+    )  # fmt: skip
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -327,7 +332,9 @@ def derive_int8(
 
     with progress.step(f"writing {path} (Q/DQ INT8, {args.calib_method} calibration)"):
         calib_files = calibration_files(args.calib_images, args.calib_limit, args.force_calibration)
-        calibration = quantize_qdq(fp32_path, path, info, calib_files, args.calib_method, batch)
+        calibration = quantize_qdq(
+            fp32_path, path, info, calib_files, args.calib_method, batch, keep_float=args.int8_keep_float
+        )
         require_tensorrt85(path, os.path.basename(path))
     with progress.step("INT8 quality report vs FP32 (ONNX Runtime)"):
         report_files = image_files(args.images) if args.images else calib_files[:50]

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import warnings
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -89,8 +89,23 @@ class FrameReader:
         return {INPUT_NAME: np.concatenate(chunk)}
 
 
+def calibration_reader(files: Sequence[str], info: ModelInfo, batch: int = 1) -> Any:
+    """A `FrameReader` as an ONNX Runtime `CalibrationDataReader` (some versions check the base
+    class, newer ones iterate it); its `inner` is the FrameReader."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.inner = FrameReader(files, info, batch)
+
+        def get_next(self) -> Optional[dict]:
+            return self.inner.get_next()
+
+    return Reader()
+
+
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
+def quiet_root_logger() -> Iterator[None]:
     """onnxruntime.quantization logs advice on the root logger; keep the CLI output readable."""
     root = logging.getLogger()
     level = root.level
@@ -102,12 +117,18 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 def quantize_qdq(
-    fp32_path: str, path: str, info: ModelInfo, files: Sequence[str], method: str = "minmax", batch: int = 1
+    fp32_path: str,
+    path: str,
+    info: ModelInfo,
+    files: Sequence[str],
+    method: str = "minmax",
+    batch: int = 1,
+    keep_float: Sequence[str] = (),
 ) -> dict:
-    """Write the Q/DQ INT8 model; returns what was done (method, images used, Q/DQ node count)."""
+    """Write the Q/DQ INT8 model; returns what was done (method, images used, Q/DQ node count).
+    `keep_float`: node names of the FP32 graph left unquantized (TensorRT runs them in FP16/FP32)."""
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -116,20 +137,18 @@ def quantize_qdq(
 
     if method not in METHODS:
         raise CalibrationError(f"calibration method must be one of {METHODS}, found {method!r}")
+    unknown = sorted(
+        set(keep_float) - {n.name for n in onnx.load(fp32_path, load_external_data=False).graph.node}
+    )
+    if unknown:
+        raise CalibrationError(f"--int8-keep-float: no node named {', '.join(unknown)} in {fp32_path}")
 
-    class Reader(CalibrationDataReader):  # ORT checks the base class in some versions
-        def __init__(self) -> None:
-            self.inner = FrameReader(files, info, batch)
-
-        def get_next(self) -> Optional[dict]:
-            return self.inner.get_next()
-
-    reader = Reader()
+    reader = calibration_reader(files, info, batch)
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                  "percentile": CalibrationMethod.Percentile}[method]  # fmt: skip
     tmp = path + ".quant.part"
     try:
-        with warnings.catch_warnings(), _quiet_root_logger():
+        with warnings.catch_warnings(), quiet_root_logger():
             warnings.simplefilter("ignore")
             quantize_static(
                 fp32_path,
@@ -142,6 +161,7 @@ def quantize_qdq(
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=calibrate,
+                nodes_to_exclude=list(keep_float),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
@@ -162,4 +182,7 @@ def quantize_qdq(
     onnx.checker.check_model(proto)
     save(proto, path)
     qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
-    return {"method": method, "images": reader.inner.count, "qdq_nodes": qdq, "op_types": OP_TYPES}
+    return {
+        "method": method, "images": reader.inner.count, "qdq_nodes": qdq, "op_types": OP_TYPES,
+        "kept_float": list(keep_float),
+    }  # fmt: skip

@@ -18,7 +18,9 @@ from edge.errors import ModelError  # noqa: E402
 from edge.modelinfo import ModelInfo  # noqa: E402
 from export import cli  # noqa: E402
 from export.build import BuildError, plan_build  # noqa: E402
-from export.quantize import CalibrationError, calibration_files  # noqa: E402
+from export.int8_sensitivity import sensitivity, worst_nodes  # noqa: E402
+from export.parity import image_files  # noqa: E402
+from export.quantize import CalibrationError, calibration_files, quantize_qdq  # noqa: E402
 from export.trt_compat import tensorrt85_problems  # noqa: E402
 
 STEM = "bkpose-random-s2"
@@ -112,6 +114,38 @@ def test_int8_quality_report_is_in_the_manifest(exported):
     with open_backend(str(out / f"{STEM}.int8.onnx"), device="cpu") as backend:
         assert backend.info.precision == "int8"
         assert np.isfinite(backend.infer(np.full((1, 3, 512, 512), 0.5, np.float32))).all()
+
+
+def test_sensitivity_finds_layers_that_keep_float_leaves_unquantized(exported, shared_data, tmp_path):
+    import onnx
+
+    out, _ = exported
+    fp32, int8 = str(out / f"{STEM}.fp32.onnx"), str(out / f"{STEM}.int8.onnx")
+    photos = image_files(str(shared_data / "images" / "coco_train2017_mini"), 2)
+    with OrtBackend(fp32, device="cpu") as backend:
+        info = backend.info
+    rows = sensitivity(fp32, int8, photos, info)
+    graph = onnx.load(fp32).graph
+    convs = {n.name for n in graph.node if n.op_type == "Conv"}
+    assert len(rows) > 10 and all(set(r["consumers"]) <= {n.name for n in graph.node} for r in rows)
+    sqnr = [r["qdq_sqnr_db"] for r in rows]
+    assert sqnr == sorted(sqnr) and all(np.isfinite(sqnr))
+    keep = [n for n in worst_nodes(rows, 12) if n in convs][:2]
+    assert len(keep) == 2
+    mixed = str(tmp_path / "mixed.int8.onnx")
+    files = calibration_files(str(shared_data / "images" / "coco_val2017_dev538"), 32, force=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = quantize_qdq(fp32, mixed, info, files, keep_float=keep)
+    assert done["kept_float"] == keep
+    quantized = onnx.load(mixed).graph
+    produced_by = {o: n.op_type for n in quantized.node for o in n.output}
+    weight_is_int8 = {n.name: produced_by.get(n.input[1]) == "DequantizeLinear"
+                      for n in quantized.node if n.op_type == "Conv"}  # fmt: skip
+    assert not any(weight_is_int8[n] for n in keep)  # kept in float
+    assert sum(weight_is_int8.values()) == len(convs) - len(keep)  # every other one quantized
+    with pytest.raises(CalibrationError, match="no node named nope"):
+        quantize_qdq(fp32, mixed, info, files, keep_float=["nope"])
 
 
 def test_calibration_needs_enough_images(tmp_path, shared_data):
