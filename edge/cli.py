@@ -27,6 +27,14 @@ from edge.redact import redact
 from edge.signals import StopSignals
 
 
+def on_off(p: argparse.ArgumentParser, name: str, default: Optional[bool], help: str) -> None:
+    """--NAME / --no-NAME (argparse.BooleanOptionalAction is Python 3.9+)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", dest=name, action="store_true", help=help)
+    group.add_argument(f"--no-{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+    p.set_defaults(**{name: default})
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bkpose-run", description="Multi-person pose estimation with BK-Pose.")
     p.add_argument(
@@ -57,6 +65,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--height", type=at_least(1), default=720, help="CSI camera height")
     p.add_argument("--fps", type=at_least(1), default=30, help="CSI camera frame rate")
     p.add_argument("--fsync", action="store_true", help="fsync the JSON Lines file after every frame")
+    on_off(p, "track", None, "give people IDs that last across frames (--no-track: off; default: "
+           "on for videos, cameras and streams, off for images)")  # fmt: skip
+    on_off(p, "smooth", True, "One-Euro smoothing of tracked people's keypoints (--no-smooth: off; "
+           "default on; COCO results stay raw)")  # fmt: skip
     args = p.parse_args(argv)
     if args.show:
         from edge.sinks import gui_available
@@ -114,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         progress = _progress(total, source.live)
         started, people, count = time.perf_counter(), 0, 0
         counters: Dict[str, int] = {}
-        for result in estimator.stream(source, policy=args.policy):
+        for result in estimator.stream(source, policy=args.policy, stages=result_stages(args, source)):
             for sink in sinks:
                 sink.write(result)
             if args.show and result.image is not None:
@@ -138,6 +150,20 @@ def run(args: argparse.Namespace) -> int:
         return stop.exit_code
     print(f"bkpose-run: {summary}", file=sys.stderr)
     return 0
+
+
+def result_stages(args: argparse.Namespace, source: Any) -> List[Any]:
+    """The per-stream stages after decoding: the tracker, unless turned off or an image set."""
+    from edge.sources import ImageSource
+    from edge.tracking import PoseTracker, TrackerParams
+
+    track = args.track if args.track is not None else not isinstance(source, ImageSource)
+    if not track:
+        return []
+    if source.live or not source.fps:
+        return [PoseTracker(TrackerParams(smooth=args.smooth))]
+    fps = source.fps  # a file: its own timeline, however fast it is read
+    return [PoseTracker(TrackerParams(smooth=args.smooth), time_of=lambda result: result.index / fps)]
 
 
 class _progress:

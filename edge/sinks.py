@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,12 +25,21 @@ class SinkError(BKPoseError):
     """An output cannot be written (folder missing, disk full, codec unavailable)."""
 
 
+RECORD_VERSION = 2  # 2: version, track_id, smoothed
+
+
 def result_record(result: Result) -> Dict[str, Any]:
+    poses = result.poses
     people = []
-    for keypoints, score in zip(result.poses.keypoints, result.poses.scores):
+    for i, (keypoints, score) in enumerate(zip(poses.keypoints, poses.scores)):
         points = [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in keypoints]
-        people.append({"keypoints": points, "score": round(float(score), 4)})
+        person: Dict[str, Any] = {"keypoints": points, "score": round(float(score), 4)}
+        if poses.track_ids is not None:
+            person["track_id"] = int(poses.track_ids[i])
+            person["smoothed"] = poses.smoothed
+        people.append(person)
     record: Dict[str, Any] = {
+        "version": RECORD_VERSION,
         "frame": result.index,
         "timestamp": round(result.timestamp, 6),
         "source_size": list(result.source_size),
@@ -116,15 +125,27 @@ def gui_available() -> bool:
     return True
 
 
+def id_colour(key: int) -> Tuple[int, int, int]:
+    """A bright BGR colour that stays the same for one track ID (or person index) everywhere."""
+    return tuple(int(c) for c in np.random.default_rng(key).integers(64, 256, 3))  # type: ignore[return-value]
+
+
 def draw_poses(image: np.ndarray, result: Result, min_score: float = 0.0) -> np.ndarray:
     """Skeletons (COCO-17 edges) and keypoints drawn on a copy of the frame."""
     import cv2
 
     canvas = image.copy()
     scale = max(1, int(round(max(canvas.shape[:2]) / 640)))
+    ids = result.poses.track_ids
     for person, keypoints in enumerate(result.poses.keypoints):
-        color = tuple(int(c) for c in np.random.default_rng(person).integers(64, 256, 3))
+        track = -1 if ids is None else int(ids[person])
+        color = id_colour(track if track >= 0 else person)
         found = keypoints[:, 2] > min_score
+        if track >= 0 and found.any():  # the ID above the head (the highest found keypoint)
+            top = keypoints[found][np.argmin(keypoints[found, 1])]
+            at = (int(round(top[0])) - 8 * scale, int(round(top[1])) - 8 * scale)
+            font = cv2.FONT_HERSHEY_SIMPLEX
+            cv2.putText(canvas, str(track), at, font, 0.6 * scale, color, 2 * scale, cv2.LINE_AA)
         for a, b in COCO_SKELETON:
             if found[a] and found[b]:
                 pa = (int(round(keypoints[a, 0])), int(round(keypoints[a, 1])))

@@ -220,6 +220,31 @@ def test_sinks_write_schema_valid_lines_video_and_coco(estimator, generated_vide
     assert all(r["category_id"] == 1 and len(r["keypoints"]) == 51 for r in results)
 
 
+def test_a_tracker_stage_adds_ids_to_results_and_lines(estimator, generated_video, tmp_path):
+    from edge.cli import parse_args, result_stages
+    from edge.tracking import PoseTracker, TrackerParams
+
+    schema = json.loads(Path(SCHEMA_PATH).read_text())
+    tracker = PoseTracker(TrackerParams(min_hits=1))
+    with JsonlSink(str(tmp_path / "t.jsonl")) as sink:
+        for result in estimator.stream(open_source(generated_video), stages=[tracker]):
+            assert result.poses.track_ids is not None and len(result.poses.track_ids) == len(result.poses)
+            assert (result.poses.track_ids >= 1).all() and result.poses.smoothed
+            sink.write(result)
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    for record in records:
+        jsonschema.validate(record, schema)
+        assert record["version"] == 2 and all("track_id" in p and p["smoothed"] for p in record["people"])
+    video = open_source(generated_video)
+    assert [type(s) for s in result_stages(parse_args([generated_video]), video)] == [PoseTracker]
+    assert result_stages(parse_args([generated_video, "--no-track"]), video) == []
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    images = open_source(str(tmp_path / "photos"))
+    assert result_stages(parse_args([str(tmp_path)]), images) == []  # image sets: off unless asked
+    assert len(result_stages(parse_args([str(tmp_path), "--track"]), images)) == 1
+
+
 def test_bkpose_run_writes_outputs_for_a_shared_video(model, shared_data, tmp_path):
     video = shared_data / "videos" / "posetrack18_000001_mpiinew_test.mp4"
     out = subprocess.run(

@@ -19,22 +19,26 @@ from edge.layout import COCO_OKS_SIGMAS
 def oks_matrix(
     reference: np.ndarray, candidate: np.ndarray, sigmas: Sequence[float] = COCO_OKS_SIGMAS
 ) -> np.ndarray:
-    """OKS of every (reference, candidate) pair; keypoints [N, 17, 3] and [M, 17, 3], score 0 = missing."""
-    n, m = reference.shape[0], candidate.shape[0]
-    out = np.zeros((n, m), np.float64)
-    k2 = (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    for i in range(n):
-        found = reference[i, :, 2] > 0
-        if not found.any():
-            continue
-        pts = reference[i, found, :2].astype(np.float64)
-        area = max(float(np.ptp(pts[:, 0]) * np.ptp(pts[:, 1])), 1.0)
-        for j in range(m):
-            d2 = ((candidate[j, found, :2] - pts) ** 2).sum(axis=1)
-            e = np.exp(-d2 / (2.0 * area * k2[found]))
-            e[candidate[j, found, 2] <= 0] = 0.0
-            out[i, j] = float(e.mean())
-    return out
+    """OKS of every (reference, candidate) pair; keypoints [N, K, 3] and [M, K, 3], score 0 = missing.
+    Vectorised over all pairs (a tracker calls it every frame)."""
+    ref = np.asarray(reference, np.float64)
+    cand = np.asarray(candidate, np.float64)
+    n, m = ref.shape[0], cand.shape[0]
+    if n == 0 or m == 0:
+        return np.zeros((n, m), np.float64)
+    found = ref[:, :, 2] > 0  # [N, K]
+    xy = ref[:, :, :2]
+    low = np.where(found[..., None], xy, np.inf).min(axis=1)  # [N, 2]
+    high = np.where(found[..., None], xy, -np.inf).max(axis=1)
+    with np.errstate(invalid="ignore"):
+        extent = np.where(found.any(axis=1)[:, None], high - low, 0.0)
+    area = np.maximum(extent[:, 0] * extent[:, 1], 1.0)  # [N]
+    k2 = (2.0 * np.asarray(sigmas, np.float64)) ** 2  # [K]
+    d2 = ((cand[None, :, :, :2] - xy[:, None, :, :]) ** 2).sum(axis=3)  # [N, M, K]
+    e = np.exp(-d2 / (2.0 * area[:, None, None] * k2))
+    e *= found[:, None, :] & (cand[None, :, :, 2] > 0)
+    counts = found.sum(axis=1)
+    return e.sum(axis=2) / np.maximum(counts, 1)[:, None]
 
 
 def match_oks(reference: Poses, candidate: Poses) -> np.ndarray:
