@@ -129,15 +129,13 @@ class PoseTracker(ResultStage):
         return result
 
     def similarity(self, people: np.ndarray, timestamp: float) -> np.ndarray:
-        """[tracks, people]: OKS against each track's prediction, box IoU where too few keypoints
-        are found in both."""
+        """[tracks, people]: OKS against each track's prediction over the keypoints found in both
+        (a partly hidden person still matches), box IoU where fewer than `min_common_keypoints`."""
         predicted = np.stack([t.predicted(timestamp) for t in self.tracks])
-        oks = oks_matrix(predicted, people, self.sigmas)
+        oks = oks_matrix(predicted, people, self.sigmas, over_common=True)
         common = ((predicted[:, None, :, 2] > 0) & (people[None, :, :, 2] > 0)).sum(axis=2)
-        few = common < self.params.min_common_keypoints
-        if few.any():
-            oks = np.where(few, box_iou(predicted, people), oks)
-        return oks
+        oks[common < self.params.min_common_keypoints] = 0.0
+        return np.maximum(oks, box_iou(predicted, people))
 
     def update(self, poses: Poses, timestamp: float) -> Poses:
         from scipy.optimize import linear_sum_assignment
