@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -30,39 +31,54 @@ class OneEuroParams:
             raise ValueError(f"One-Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, found {self}")
 
 
-def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
-    tau = 1.0 / (2.0 * math.pi * cutoff)
-    return 1.0 / (1.0 + tau / dt)
+@njit(cache=True, nogil=True)
+def one_euro_step(
+    value: np.ndarray, speed: np.ndarray, started: np.ndarray, x: np.ndarray, seen: np.ndarray,
+    dt: float, min_cutoff: float, beta: float, d_cutoff: float,
+) -> None:  # fmt: skip
+    """One observation for rows [R, D] of a filter, in place: `value`/`speed` [R, D] are its state,
+    `started` [R] which rows have one, `seen` [R] which rows `x` observes, `dt` seconds since the
+    previous observation (<= 0: none before, or a repeated timestamp). An unseen row restarts from
+    its next observation."""
+    a_d = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * d_cutoff * dt)) if dt > 0 else 0.0
+    for r in range(value.shape[0]):
+        if not seen[r]:
+            started[r] = False
+            continue
+        if not started[r]:
+            for c in range(value.shape[1]):
+                value[r, c] = x[r, c]
+                speed[r, c] = 0.0
+            started[r] = True
+            continue
+        if dt <= 0:
+            continue
+        for c in range(value.shape[1]):
+            rate = (x[r, c] - value[r, c]) / dt
+            speed[r, c] += a_d * (rate - speed[r, c])
+            cutoff = min_cutoff + beta * abs(speed[r, c])
+            a = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * dt))
+            value[r, c] += a * (x[r, c] - value[r, c])
 
 
 class OneEuro:
-    """Filters arrays of `shape` (e.g. (17, 2)); `valid` (shape[:-1]) says which rows were seen."""
+    """Filters arrays of `shape` [R, D] (e.g. one person's (17, 2) keypoints); `valid` [R] says
+    which rows were seen."""
 
-    def __init__(self, shape: Tuple[int, ...], params: OneEuroParams = OneEuroParams()) -> None:
+    def __init__(self, shape: Tuple[int, int], params: OneEuroParams = OneEuroParams()) -> None:
         self.params = params
         self.value = np.zeros(shape, np.float64)
         self.speed = np.zeros(shape, np.float64)
-        self.started = np.zeros(shape[:-1], bool)
+        self.started = np.zeros(shape[0], np.bool_)
         self.last_time: Optional[float] = None
 
     def __call__(self, x: np.ndarray, timestamp: float, valid: Optional[np.ndarray] = None) -> np.ndarray:
         """The filtered value of `x` observed at `timestamp` (seconds); rows not `valid` keep their
         last filtered value and start afresh when seen again."""
-        seen = np.ones(self.started.shape, bool) if valid is None else np.asarray(valid, bool)
-        fresh = seen & ~self.started
-        self.value[fresh] = x[fresh]
-        self.speed[fresh] = 0.0
-        dt = None if self.last_time is None else timestamp - self.last_time
-        if dt is not None and dt > 0:
-            going = seen & self.started
-            p = self.params
-            rate = (x - self.value) / dt
-            a_d = _alpha(np.asarray(p.d_cutoff), dt)
-            speed = self.speed + a_d * (rate - self.speed)
-            cutoff = p.min_cutoff + p.beta * np.abs(speed)
-            value = self.value + _alpha(cutoff, dt) * (x - self.value)
-            self.speed[going] = speed[going]
-            self.value[going] = value[going]
-        np.copyto(self.started, seen)  # a row unseen now restarts from its next observation
+        seen = np.ones(self.started.shape, np.bool_) if valid is None else np.asarray(valid, np.bool_)
+        dt = 0.0 if self.last_time is None else timestamp - self.last_time
+        p = self.params
+        one_euro_step(self.value, self.speed, self.started, np.asarray(x, np.float64), seen, dt,
+                      p.min_cutoff, p.beta, p.d_cutoff)  # fmt: skip
         self.last_time = timestamp
         return self.value

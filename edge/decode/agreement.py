@@ -20,12 +20,9 @@ def oks_matrix(
     reference: np.ndarray,
     candidate: np.ndarray,
     sigmas: Sequence[float] = COCO_OKS_SIGMAS,
-    over_common: bool = False,
 ) -> np.ndarray:
     """OKS of every (reference, candidate) pair; keypoints [N, K, 3] and [M, K, 3], score 0 = missing.
-    Vectorised over all pairs (a tracker calls it every frame). COCO averages over the reference's
-    found keypoints; `over_common` averages over those found in both instead (a tracker comparing
-    a partly hidden person with their track), 0 where none are."""
+    Vectorised over all pairs."""
     ref = np.asarray(reference, np.float64)
     cand = np.asarray(candidate, np.float64)
     n, m = ref.shape[0], cand.shape[0]
@@ -41,10 +38,8 @@ def oks_matrix(
     k2 = (2.0 * np.asarray(sigmas, np.float64)) ** 2  # [K]
     d2 = ((cand[None, :, :, :2] - xy[:, None, :, :]) ** 2).sum(axis=3)  # [N, M, K]
     e = np.exp(-d2 / (2.0 * area[:, None, None] * k2))
-    both = found[:, None, :] & (cand[None, :, :, 2] > 0)
-    e *= both
-    counts = both.sum(axis=2) if over_common else found.sum(axis=1)[:, None]
-    return e.sum(axis=2) / np.maximum(counts, 1)
+    e *= found[:, None, :] & (cand[None, :, :, 2] > 0)
+    return e.sum(axis=2) / np.maximum(found.sum(axis=1), 1)[:, None]
 
 
 def match_oks(reference: Poses, candidate: Poses) -> np.ndarray:
