@@ -65,6 +65,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--height", type=at_least(1), default=720, help="CSI camera height")
     p.add_argument("--fps", type=at_least(1), default=30, help="CSI camera frame rate")
     p.add_argument("--fsync", action="store_true", help="fsync the JSON Lines file after every frame")
+    from edge.mqtt import add_mqtt_options
+
+    add_mqtt_options(p)
     on_off(p, "track", None, "give people IDs that last across frames (--no-track: off; default: "
            "on for videos, cameras and streams, off for images)")  # fmt: skip
     on_off(p, "smooth", True, "One-Euro smoothing of tracked people's keypoints (--no-smooth: off; "
@@ -93,6 +96,10 @@ def make_sinks(args: argparse.Namespace, fps: float) -> List[Any]:
         sinks.append(VideoSink(args.video, fps))
     if args.coco:
         sinks.append(CocoSink(args.coco))
+    if args.mqtt:
+        from edge.mqtt import sink_from_args
+
+        sinks.append(sink_from_args(args, stream=redact(args.source)))
     return sinks
 
 
