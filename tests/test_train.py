@@ -386,8 +386,10 @@ def test_model_report_exports_at_the_trained_size_and_scores_every_precision(sha
 
 @pytest.mark.slow
 def test_sigterm_stops_training_with_the_checkpoint_written(shared_data, tmp_path):
-    """The end of a working stretch sends SIGTERM: the step in flight finishes, last.pth and
-    compact.pth are written, and the run resumes from there."""
+    """The end of a working stretch sends SIGTERM, to the whole process group as docker stop and
+    systemd do (loader workers included): the step in flight finishes, last.pth and compact.pth
+    are written, and the run resumes from there."""
+    import os
     import signal
     import subprocess
     import sys
@@ -398,15 +400,15 @@ def test_sigterm_stops_training_with_the_checkpoint_written(shared_data, tmp_pat
     process = subprocess.Popen(
         [sys.executable, "-m", "train.cli", "--images", str(mini),
          "--annotations", str(mini / "person_keypoints.json"), "--out", str(out), "--batch", "2",
-         "--input-size", "128", "--workers", "0", "--limit", "6",
+         "--input-size", "128", "--workers", "1", "--limit", "6",
          "--epochs", "100", "--eval-every", "0", "--log-every", "1", "--precision", "fp32"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     log = out / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
         time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)  # the trainer and its loader worker
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert "stopped at epoch" in err and "--resume" in err

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from collections import defaultdict
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
@@ -203,7 +204,12 @@ class EpochSampler(Sampler):
 
 
 def quiet_worker(_: int) -> None:
-    """Loader workers use one thread each: the training step owns the cores."""
+    """Loader workers use one thread each: the training step owns the cores. They ignore SIGINT
+    and SIGTERM, which a terminal, `docker stop` or systemd send to the whole process group: the
+    trainer handles them (checkpoint, then it stops its workers), and a worker dying first would
+    crash it before the checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
 
