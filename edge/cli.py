@@ -68,6 +68,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from edge.mqtt import add_mqtt_options
 
     add_mqtt_options(p)
+    from edge.metrics import add_metrics_options
+
+    add_metrics_options(p)
     on_off(p, "track", None, "give people IDs that last across frames (--no-track: off; default: "
            "on for videos, cameras and streams, off for images)")  # fmt: skip
     on_off(p, "smooth", True, "One-Euro smoothing of tracked people's keypoints (--no-smooth: off; "
@@ -100,6 +103,10 @@ def make_sinks(args: argparse.Namespace, fps: float) -> List[Any]:
         from edge.mqtt import sink_from_args
 
         sinks.append(sink_from_args(args, stream=redact(args.source)))
+    if args.metrics_port is not None:
+        from edge.metrics import sink_from_args as metrics_sink
+
+        sinks.append(metrics_sink(args, queues=[s.outbox for s in sinks if hasattr(s, "outbox")]))
     return sinks
 
 
@@ -120,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         for sink in sinks:
             outputs.enter_context(sink)
         estimator = outputs.enter_context(PoseEstimator(args.model, device=args.device, threads=args.threads))
+        for sink in sinks:
+            if hasattr(sink, "describe_model"):
+                sink.describe_model(args.model, estimator)
         warm = estimator.warmup()
         where = "GPU" if estimator.backend.on_gpu else "CPU"
         precision, warm_s = estimator.info.precision, sum(warm.values())
