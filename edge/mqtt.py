@@ -74,6 +74,13 @@ def read_credentials(path: Optional[str]) -> Tuple[Optional[str], Optional[str]]
     return os.environ.get("BKPOSE_MQTT_USERNAME"), os.environ.get("BKPOSE_MQTT_PASSWORD")
 
 
+def message(result: Result, device: str, client: str, stream: str, queue_dropped: int) -> bytes:
+    """One MQTT payload (`edge/schemas/mqtt_message.json`)."""
+    body = {"format": MESSAGE_FORMAT, "device": device, "client": client, "stream": stream,
+            "queue_dropped": queue_dropped, "result": result_record(result)}  # fmt: skip
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class Publisher:
     """Decides which results are sent: every one, every N-th, or when the people or IDs change."""
 
@@ -220,11 +227,8 @@ class MqttSink(Sink):
     def write(self, result: Result) -> None:
         if not self.publisher.wants(result):
             return
-        message = {
-            "format": MESSAGE_FORMAT, "device": self.device_id, "client": self.client_id,
-            "stream": self.stream_id, "queue_dropped": self.outbox.dropped, "result": result_record(result),
-        }  # fmt: skip
-        self.outbox.put(self.target.topic, json.dumps(message, separators=(",", ":")).encode())
+        payload = message(result, self.device_id, self.client_id, self.stream_id, self.outbox.dropped)
+        self.outbox.put(self.target.topic, payload)
         self.wake.set()
 
     def flush(self, timeout: float) -> bool:

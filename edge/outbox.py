@@ -99,6 +99,10 @@ class Outbox:
     def dropped(self) -> int:
         return int(self._db().execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()[0])
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (for measuring its size)."""
+        self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:

@@ -3,9 +3,7 @@ away and coming back, a killed bkpose-run, the queue bound. Skips where mosquitt
 (`.ci/run` installs Debian's package)."""
 
 import json
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,56 +15,20 @@ import pytest
 mqtt = pytest.importorskip("paho.mqtt.client")
 jsonschema = pytest.importorskip("jsonschema")
 
+from benchmarks.mosquitto import MOSQUITTO, Broker  # noqa: E402
 from edge.mqtt import MqttError, MqttSink, MqttTarget, Publisher  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
 from edge.results import Result, empty_poses  # noqa: E402
 from edge.sinks import SCHEMA_PATH  # noqa: E402
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
 pytestmark = pytest.mark.skipif(
     MOSQUITTO is None, reason="mosquitto is not installed (apt-get install mosquitto)"
 )
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A real mosquitto on 127.0.0.1:port, stoppable and restartable on the same port."""
-
-    def __init__(self, folder, port):
-        self.port = port
-        self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.fixture
 def broker(tmp_path):
-    b = Broker(tmp_path, free_port())
+    b = Broker(tmp_path)
     yield b
     b.stop()
 
