@@ -113,10 +113,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"write() {rate['write_us_per_message']:.0f} us each")  # fmt: skip
         size = queue_bytes(folder, args.messages)
         print(f"queue: {size['payload_bytes_mean']:.0f} B payload, "
-              f"{size['on_disk_bytes_per_message']:.0f} B on disk per message (3 people per frame)")  # fmt: skip
+              f"{size['on_disk_bytes_per_message']:.0f} B on disk per message "
+              "(3 people per frame)")  # fmt: skip
         fps = fps_with_broker_down(folder, args.frames, args.rounds)
         print(f"FPS with MQTT on and the broker down / MQTT off: {fps['ratio']:.3f} "
-              f"({fps['median_broker_down']:.2f} / {fps['median_off']:.2f}, medians of {args.rounds})")  # fmt: skip
+              f"({fps['median_broker_down']:.2f} / {fps['median_off']:.2f}, "
+              f"medians of {args.rounds})")  # fmt: skip
     print(f"JSON -> {write_json(Path(args.json), {'rate': rate, 'queue': size, 'fps': fps})}")
     return 0
 
