@@ -15,7 +15,7 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
     """COCO keypoint AP of every precision variant and its OKS agreement with the FP32 poses."""
     import cv2
 
-    from benchmarks.common import coco_keypoint_scores, load_coco_keypoints
+    from edge.coco import coco_keypoint_scores, load_coco_keypoints
     from edge.decode.agreement import agreement
     from edge.pipeline import PoseEstimator
 

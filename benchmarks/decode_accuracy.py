@@ -23,17 +23,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import (
-    COCO_STAT_NAMES,
-    DEV538_ANNOTATIONS,
-    RESULTS_DIR,
-    coco_keypoint_scores,
-    environment,
-    load_coco_keypoints,
-    time_stats,
-    write_json,
-)
+from benchmarks.common import DEV538_ANNOTATIONS, RESULTS_DIR, environment, time_stats, write_json
 from benchmarks.reference_decoder import reference_decode
+from edge.coco import COCO_STAT_NAMES, AnnotationError, coco_keypoint_scores, load_coco_keypoints
 from edge.decode import Decoder
 from edge.geometry import letterbox
 from edge.layout import BKPOSE_LAYOUT
@@ -154,7 +146,10 @@ def main(argv=None) -> dict:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    coco = load_coco_keypoints(args.annotations)
+    try:
+        coco = load_coco_keypoints(args.annotations)
+    except AnnotationError as err:
+        raise SystemExit(str(err)) from None
     images = coco["images"][: args.limit] if args.limit > 0 else coco["images"]
     decoder = Decoder(refine=args.refine)
     warmup_s = decoder.warmup()

@@ -18,14 +18,8 @@ from typing import List
 import numba
 import numpy as np
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    default_people_annotations,
-    environment,
-    load_coco_keypoints,
-    time_stats,
-    write_json,
-)
+from benchmarks.common import RESULTS_DIR, default_people_annotations, environment, time_stats, write_json
+from edge.coco import AnnotationError, load_coco_keypoints
 from edge.decode import Decoder
 from edge.geometry import letterbox
 from edge.targets import coco_to_layout_keypoints, render_heatmaps
@@ -93,7 +87,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=str(RESULTS_DIR / "decode_crowd.json"), help="where to write the JSON")
     args = ap.parse_args(argv)
 
-    pool = people_pool(load_coco_keypoints(args.annotations))
+    try:
+        pool = people_pool(load_coco_keypoints(args.annotations))
+    except AnnotationError as err:
+        raise SystemExit(str(err)) from None
     report = {
         "benchmark": "decode_crowd",
         "annotations": str(args.annotations),

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.common import coco_keypoint_scores, load_coco_keypoints
+from edge.coco import coco_keypoint_scores, load_coco_keypoints
 from edge.decode import Decoder
 from edge.modelinfo import ModelInfo
 from edge.preprocess import CpuPreprocessor
