@@ -1,7 +1,8 @@
-"""Inference backends behind one interface (`Backend`): ONNX Runtime and TensorRT.
+"""Inference backends behind one interface (`Backend`): ONNX Runtime, OpenVINO and TensorRT.
 
-`open_backend(path)` picks by file type: `.onnx` opens in ONNX Runtime, `.engine` / `.plan` in
-TensorRT (its `.json` sidecar is validated first). TensorRT and pycuda are imported only then.
+`open_backend(path)` picks by file type: `.onnx` opens in ONNX Runtime (or OpenVINO when asked),
+`.engine` / `.plan` in TensorRT (its `.json` sidecar is validated first). TensorRT, pycuda and
+OpenVINO are imported only then.
 """
 
 from __future__ import annotations
@@ -15,11 +16,23 @@ from edge.errors import ModelError
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
-def open_backend(path: str, device: str = "auto", **options: Any) -> Backend:
-    """Open `path` with the backend its suffix names. `device`: "cpu", "cuda" or "auto"."""
+BACKENDS = ("auto", "ort", "openvino", "tensorrt")
+
+
+def open_backend(path: str, device: str = "auto", backend: str = "auto", **options: Any) -> Backend:
+    """Open `path` with the backend its suffix names, or `backend` for an .onnx file ("ort",
+    "openvino"; "auto": ONNX Runtime). `device`: "cpu", "cuda" or "auto"."""
     if not os.path.isfile(path):
         raise ModelError(f"{path}: model file not found")
+    if backend not in BACKENDS:
+        raise ModelError(f"backend must be one of {BACKENDS}, found {backend!r}")
     suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".onnx" and backend == "tensorrt":
+        raise ModelError(f"{path}: build a TensorRT engine from it (bkpose-build) and pass the .engine")
+    if suffix == ".onnx" and backend == "openvino":
+        from edge.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(path, device=device, **options)
     if suffix == ".onnx":
         from edge.backends.ort import OrtBackend
 
