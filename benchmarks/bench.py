@@ -29,6 +29,7 @@ from benchmarks.common import RESULTS_DIR, UsageError, write_json
 from benchmarks.device_stamp import device_stamp, finish_stamp
 from edge import stages
 from edge.argtypes import above, at_least
+from edge.backends.choice import add_backend_options
 from edge.errors import BKPoseError
 from edge.redact import redact
 from edge.signals import StopSignals
@@ -57,8 +58,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="seconds of unmeasured frames first (default 1)")
     p.add_argument("--mode", choices=("sequential", "pipelined"), default="pipelined")
     p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=at_least(0, int), default=0, help="ONNX Runtime threads (0: default)")
+    add_backend_options(p)
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two results side by side")
     p.add_argument("--accuracy", action="store_true", help="COCO keypoint AP per precision")

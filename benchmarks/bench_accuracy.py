@@ -15,6 +15,7 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
     """COCO keypoint AP of every precision variant and its OKS agreement with the FP32 poses."""
     import cv2
 
+    from edge.backends.choice import backend_choice
     from edge.coco import coco_keypoint_scores, load_coco_keypoints
     from edge.decode.agreement import agreement
     from edge.pipeline import PoseEstimator
@@ -28,7 +29,7 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
     from tqdm import tqdm
 
     for path in models:
-        with PoseEstimator(path, device=args.device, threads=args.threads) as estimator:
+        with PoseEstimator(path, **backend_choice(args)) as estimator:
             estimator.warmup()
             results, poses = [], []
             name = os.path.basename(path)

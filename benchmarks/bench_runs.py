@@ -13,6 +13,7 @@ import numpy as np
 
 from benchmarks.common import time_stats
 from edge import stages
+from edge.backends.choice import backend_choice
 from edge.redact import redact
 
 STAGES = stages.REPORTED  # the table's rows and --compare's, in order (edge/stages.py)
@@ -174,7 +175,7 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
 
     frames, source_text, live = source_frames(args.source)  # a bad source fails before the model loads
     load_start = time.perf_counter()
-    estimator = PoseEstimator(path, device=args.device, threads=args.threads)
+    estimator = PoseEstimator(path, **backend_choice(args))
     load_s = time.perf_counter() - load_start
     try:
         warm = estimator.warmup()

@@ -22,6 +22,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from edge.argtypes import at_least
+from edge.backends.choice import add_backend_options, backend_choice
 from edge.errors import BKPoseError
 from edge.redact import redact
 from edge.signals import StopSignals
@@ -46,12 +47,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=".onnx (ONNX Runtime) or .engine (TensorRT); default: the shipped trained weights, "
         "exported to engines/ on first use (edge.default_model)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--backend", choices=("auto", "ort", "openvino"), default="auto",
-                   help="for .onnx: ONNX Runtime (auto, ort) or OpenVINO (CPU; openvino extra)")  # fmt: skip
-    p.add_argument("--ov-precision", choices=("f32", "bf16", "auto"), default="f32",
-                   help="OpenVINO inference precision (bf16 where the CPU has it)")  # fmt: skip
-    p.add_argument("--threads", type=at_least(0), default=0, help="ONNX Runtime CPU threads (0: its default)")
+    add_backend_options(p)
     p.add_argument("--jsonl", help="write one JSON line per frame here")
     p.add_argument("--video", help="write the annotated frames to this video file")
     p.add_argument("--coco", help="write COCO keypoint results JSON (image sets)")
@@ -130,13 +126,7 @@ def run(args: argparse.Namespace) -> int:
         stop = outputs.enter_context(StopSignals(source.close))  # left last: it covers the closing too
         for sink in sinks:
             outputs.enter_context(sink)
-        model: Any = args.model
-        if args.backend == "openvino":
-            from edge.backends import open_backend
-
-            model = open_backend(args.model, device=args.device, backend="openvino", threads=args.threads,
-                                 precision=args.ov_precision)  # fmt: skip
-        estimator = outputs.enter_context(PoseEstimator(model, device=args.device, threads=args.threads))
+        estimator = outputs.enter_context(PoseEstimator(args.model, **backend_choice(args)))
         for sink in sinks:
             if hasattr(sink, "describe_model"):
                 sink.describe_model(args.model, estimator)

@@ -79,19 +79,28 @@ def coerce_frame(image: Any) -> Tuple[Optional[np.ndarray], str]:
 
 class PoseEstimator:
     """Model in, people out. `model`: a model file (opened with `device`: "auto" for the GPU backend
-    where there is one, "cpu" or "cuda") or an open `Backend`, which the estimator then owns.
+    where there is one, "cpu" or "cuda"; `backend` "ort" or "openvino" for an .onnx file, with
+    `backend_options` such as OpenVINO's `precision`) or an open `Backend`, which the estimator
+    then owns.
 
     It calls the backend's one method, `run(frame)`, and never asks what kind of backend it holds.
     """
 
     def __init__(
-        self, model: Union[str, Backend], device: str = "auto", threads: int = 0, **decoder_params: Any
+        self,
+        model: Union[str, Backend],
+        device: str = "auto",
+        threads: int = 0,
+        backend: str = "auto",
+        backend_options: Optional[Dict[str, Any]] = None,
+        **decoder_params: Any,
     ) -> None:
         if isinstance(model, Backend):
             self.backend = model
         else:
             options: Dict[str, Any] = {"threads": threads} if str(model).endswith(".onnx") else {}
-            self.backend = open_backend(str(model), device=device, **options)
+            options.update(backend_options or {})
+            self.backend = open_backend(str(model), device=device, backend=backend, **options)
         try:
             self.info = self.backend.info
             require_compatible(self.info.layout)
