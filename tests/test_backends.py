@@ -42,7 +42,7 @@ def exported(tmp_path_factory, shared_data):
 
 def test_onnx_opens_in_onnxruntime_with_its_metadata(exported):
     out, _ = exported
-    with open_backend(str(out / f"{STEM}.fp32.onnx"), device="cpu", threads=1) as backend:
+    with open_backend(str(out / f"{STEM}.fp32.onnx"), device="cpu", backend="ort", threads=1) as backend:
         assert isinstance(backend, OrtBackend) and not backend.on_gpu
         assert backend.info.precision == "fp32" and backend.info.trained is False
         assert (backend.input.name, backend.input.shape) == ("image", (1, 3, 512, 512))
@@ -74,7 +74,7 @@ def test_bad_model_paths(tmp_path):
         open_backend(str(tmp_path / "model.pt"))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="ONNX Runtime cannot load"):
-        open_backend(str(tmp_path / "broken.onnx"), device="cpu")
+        open_backend(str(tmp_path / "broken.onnx"), device="cpu", backend="ort")
     (tmp_path / "model.engine").write_bytes(b"x")
     with pytest.raises(ModelError, match="GPU only"):
         open_backend(str(tmp_path / "model.engine"), device="cpu")

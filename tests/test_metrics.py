@@ -44,9 +44,8 @@ def test_counters_add_up_to_the_json_lines_and_health_follows_the_frames(model_f
     metrics.watch_queue(lambda: box.depth, lambda: box.dropped)
     jsonl = tmp_path / "r.jsonl"
     during = None
-    with PoseEstimator(model_files("random-s1"), device="cpu", threads=1) as estimator, JsonlSink(
-        str(jsonl)
-    ) as lines:
+    estimator = PoseEstimator(model_files("random-s1"), device="cpu", threads=1, backend="ort")
+    with estimator, JsonlSink(str(jsonl)) as lines:
         metrics.describe_model("m.onnx", estimator)
         for i, result in enumerate(estimator.stream(open_source(video))):
             lines.write(result)

@@ -19,9 +19,28 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 BACKENDS = ("auto", "ort", "openvino", "tensorrt")
 
 
+def _openvino_fits(device: str) -> bool:
+    """`auto` on the CPU: OpenVINO when installed (measured faster than ONNX Runtime there), but
+    not when the GPU was asked for, or offered through onnxruntime-gpu."""
+    if device == "cuda":
+        return False
+    from edge.backends.openvino import openvino_available
+
+    if not openvino_available():
+        return False
+    if device == "auto":
+        try:
+            import onnxruntime
+        except ImportError:
+            return True
+        return "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
+    return True
+
+
 def open_backend(path: str, device: str = "auto", backend: str = "auto", **options: Any) -> Backend:
     """Open `path` with the backend its suffix names, or `backend` for an .onnx file ("ort",
-    "openvino"; "auto": ONNX Runtime). `device`: "cpu", "cuda" or "auto"."""
+    "openvino"; "auto": OpenVINO in f32 where it is installed and the model is to run on the CPU,
+    else ONNX Runtime). `device`: "cpu", "cuda" or "auto"."""
     if not os.path.isfile(path):
         raise ModelError(f"{path}: model file not found")
     if backend not in BACKENDS:
@@ -29,10 +48,10 @@ def open_backend(path: str, device: str = "auto", backend: str = "auto", **optio
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".onnx" and backend == "tensorrt":
         raise ModelError(f"{path}: build a TensorRT engine from it (bkpose-build) and pass the .engine")
-    if suffix == ".onnx" and backend == "openvino":
+    if suffix == ".onnx" and (backend == "openvino" or (backend == "auto" and _openvino_fits(device))):
         from edge.backends.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(path, device=device, **options)
+        return OpenVinoBackend(path, device="cpu", **options)
     if suffix == ".onnx":
         from edge.backends.ort import OrtBackend
 

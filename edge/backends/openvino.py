@@ -33,7 +33,9 @@ def _import_openvino() -> Any:
 
 
 def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    """OpenVINO's messages start with "Exception from <source file>" lines: the first other one."""
+    lines = [line for line in str(err).strip().splitlines() if line and not line.startswith("Exception from")]
+    return (lines or [type(err).__name__])[0][:200]
 
 
 def openvino_available() -> bool:
@@ -82,6 +84,11 @@ class OpenVinoBackend(Backend):
         self.cache_dir = cache_dir or default_cache_dir()
         os.makedirs(self.cache_dir, exist_ok=True)
         core.set_property({"CACHE_DIR": self.cache_dir})
+        from openvino.frontend import FrontEndManager
+
+        # checked first: OpenVINO would try its other frontends on it, with C++ log lines on stderr
+        if not FrontEndManager().load_by_framework("onnx").supported(path):
+            raise ModelError(f"{path}: OpenVINO cannot read this model (not an ONNX file)")
         started = time.perf_counter()
         try:
             model = core.read_model(path)
