@@ -1,4 +1,5 @@
-"""File helpers: atomic writes (a crash or full disk never leaves half a file) and hashing."""
+"""File helpers: atomic writes (a crash or full disk never leaves half a file), hashing, and
+the per-user cache folders."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def check_writable(path: str) -> None:
     fd, probe = tempfile.mkstemp(dir=folder, prefix=".", suffix=".probe")
     os.close(fd)
     os.remove(probe)
+
+
+def user_cache_dir(name: str) -> str:
+    """`$XDG_CACHE_HOME/bkpose/<name>` (or `~/.cache/...`), made if needed, or a per-user temporary
+    folder where the home is not writable. Numba's kernels, OpenVINO's compiled models and the MQTT
+    queue each get one."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "bkpose", name)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    folder = os.path.join(tempfile.gettempdir(), f"bkpose-{name}-{uid}")
+    os.makedirs(folder, exist_ok=True)
+    return folder

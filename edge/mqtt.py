@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from edge.argtypes import at_least
 from edge.errors import BKPoseError
-from edge.numba_cache import user_cache_dir
+from edge.files import user_cache_dir
 from edge.outbox import Outbox
 from edge.results import Result
 from edge.sinks import Sink, result_record
@@ -279,7 +279,7 @@ def sink_from_args(args: argparse.Namespace, stream: str) -> MqttSink:
     queue = args.mqtt_queue
     if not queue:
         key = hashlib.sha256(f"{MqttTarget.parse(args.mqtt).topic}|{stream}".encode()).hexdigest()[:12]
-        queue = os.path.join(os.path.dirname(user_cache_dir()), "mqtt", f"queue-{key}.sqlite")
+        queue = os.path.join(user_cache_dir("mqtt"), f"queue-{key}.sqlite")
     return MqttSink(
         args.mqtt, queue, device_id=args.mqtt_device_id, stream_id=stream, policy=args.mqtt_policy,
         max_queued=args.mqtt_max_queued, credentials=args.mqtt_credentials, ca=args.mqtt_ca,

@@ -12,28 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
-
-def user_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "bkpose", "numba")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder
-    except OSError:
-        pass
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    folder = os.path.join(tempfile.gettempdir(), f"bkpose-numba-{uid}")
-    os.makedirs(folder, exist_ok=True)
-    return folder
+from edge.files import user_cache_dir
 
 
 def configure() -> str:
     """Point Numba's cache outside the package, before any kernel is decorated. Returns the folder."""
     if not os.environ.get("NUMBA_CACHE_DIR"):
-        os.environ["NUMBA_CACHE_DIR"] = user_cache_dir()
+        os.environ["NUMBA_CACHE_DIR"] = user_cache_dir("numba")
         config = sys.modules.get("numba.core.config")
         if config is not None:  # numba was imported first: make it read the variable again
             config.reload_config()

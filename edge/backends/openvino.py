@@ -47,9 +47,9 @@ def openvino_available() -> bool:
 
 
 def default_cache_dir() -> str:
-    from edge.numba_cache import user_cache_dir
+    from edge.files import user_cache_dir
 
-    return os.path.join(os.path.dirname(user_cache_dir()), "openvino")
+    return user_cache_dir("openvino")
 
 
 def cpu_has_bf16() -> bool:
