@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -150,6 +150,34 @@ class PoseEstimator:
         runner = _Runner(self, source, policy, queue_size, tuple(stages))
         return runner.results()
 
+    def stream_many(
+        self,
+        sources: Mapping[str, Source],
+        policy: Optional[str] = None,
+        queue_size: int = 2,
+        batch: int = 1,
+        wait_ms: float = 5.0,
+        stages: Callable[[str], Sequence[ResultStage]] = lambda name: (),
+    ) -> Iterator[Result]:
+        """Results of several named sources (cameras) in one run, each tagged with its `stream`.
+        One capture thread per source, each with its own policy queue, drop counters and
+        reconnection; a batcher that, as DeepStream's nvstreammux, takes up to `batch` ready
+        frames (one per stream, streams in turn) within `wait_ms` into one `run_batch` call; then
+        decoding and each stream's own `stages(name)` (a tracker per stream). A source that fails
+        ends its stream, logged, while the others go on. The batch sizes used are counted in
+        `self.batch_sizes` of the last run."""
+        if not sources:
+            raise ValueError("stream_many needs at least one source")
+        live = any(src.live for src in sources.values())
+        policy = policy or ("latest" if live else "all")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, found {policy!r}")
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, found {batch}")
+        runner = _MultiRunner(self, dict(sources), policy, queue_size, batch, wait_ms / 1e3, stages)
+        self.batch_sizes = runner.batch_sizes
+        return runner.results()
+
     def close(self) -> None:
         self.backend.close()
 
@@ -170,11 +198,16 @@ class _Inferred(NamedTuple):
     timings: Dict[str, float]
     skipped: str  # why it was skipped ("" when it was not)
     converted: str  # the conversion applied ("" when none)
+    stream: str = ""  # the source's name when several run at once
 
 
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _zero_counts() -> Dict[str, int]:
+    return {"dropped": 0, "skipped": 0, "converted": 0}
 
 
 class _Runner:
@@ -195,12 +228,13 @@ class _Runner:
         self.results_q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1) * 2)
         self.stop = threading.Event()
         self.failure: Optional[BaseException] = None  # the first exception of any stage
-        self.dropped = 0
-        self.skipped = 0
-        self.converted = 0
+        self.counts: Dict[str, Dict[str, int]] = {"": _zero_counts()}  # per stream ("" when one)
         self.lock = threading.Lock()
-        stages = (("capture", self._capture, self.captured), ("infer", self._infer, self.inferred),
-                  ("decode", self._decode, self.results_q))  # fmt: skip
+        stages = (
+            ("capture", lambda: self._capture(self.source, self.captured), self.captured),
+            ("infer", self._infer, self.inferred),
+            ("decode", self._decode, self.results_q),
+        )
         self.threads = [
             threading.Thread(target=self._guard, args=(stage, out), name=f"bkpose-{name}", daemon=True)
             for name, stage, out in stages
@@ -251,9 +285,15 @@ class _Runner:
                     q.get_nowait()
 
     # ---------------------------------------------------------------- stages
-    def _capture(self) -> None:
+    def _count(self, stream: str, what: str) -> None:
+        with self.lock:
+            self.counts[stream][what] += 1
+
+    def _capture(self, source: Source, captured: queue.Queue, stream: str = "") -> None:
+        """Frames of `source` into `captured`: the newest replaces the oldest waiting under
+        `latest` (counted as dropped), the reader waits under `all`."""
         read_start = time.perf_counter()
-        for frame in self.source:
+        for frame in source:
             read_ms = (time.perf_counter() - read_start) * 1e3
             if self.stop.is_set():
                 break
@@ -261,20 +301,19 @@ class _Runner:
             if self.policy == "latest":
                 while True:
                     try:
-                        self.captured.put_nowait(item)
+                        captured.put_nowait(item)
                         break
                     except queue.Full:
                         try:
-                            stale = self.captured.get_nowait()
+                            stale = captured.get_nowait()
                             if stale is not _END and not isinstance(stale, _Failure):
-                                with self.lock:
-                                    self.dropped += 1
+                                self._count(stream, "dropped")
                         except queue.Empty:
                             pass
-            elif not self._put(self.captured, item):
+            elif not self._put(captured, item):
                 break
             read_start = time.perf_counter()
-        self._put_final(self.captured, _END)
+        self._put_final(captured, _END)
 
     def _infer(self) -> None:
         backend = self.estimator.backend
@@ -284,22 +323,27 @@ class _Runner:
                 self._put_final(self.inferred, item)
                 return
             frame, read_ms = item
-            image, note = coerce_frame(frame.image)
+            image, note = self._coerce(frame)
             if image is None:
-                reason = frame.error or note
-                with self.lock:
-                    self.skipped += 1
-                skipped = _Inferred(frame, None, None, None, {stages.READ: read_ms}, reason, "")
+                skipped = _Inferred(frame, None, None, None, {stages.READ: read_ms}, note, "")
                 if not self._put(self.inferred, skipped):
                     return
                 continue
-            if note:
-                with self.lock:
-                    self.converted += 1
             heatmaps, lb, timings = backend.run(image)
             timings[stages.READ] = read_ms
             if not self._put(self.inferred, _Inferred(frame, image, heatmaps, lb, timings, "", note)):
                 return
+
+    def _coerce(self, frame: Any, stream: str = "") -> Tuple[Optional[np.ndarray], str]:
+        """The frame's image in a form the model takes, counting conversions and skips; (None, why)
+        when it cannot be used."""
+        image, note = coerce_frame(frame.image)
+        if image is None:
+            self._count(stream, "skipped")
+            return None, frame.error or note
+        if note:
+            self._count(stream, "converted")
+        return image, note
 
     def _decode(self) -> None:
         decoder = Decoder(self.estimator.info.layout, **self.estimator.decoder_params)  # own work arrays
@@ -311,7 +355,7 @@ class _Runner:
             frame, timings = item.frame, item.timings
             if item.image is None:
                 result = Result(frame.index, frame.timestamp, (0, 0), empty_poses(), timings,
-                                skipped=item.skipped, name=frame.name)  # fmt: skip
+                                skipped=item.skipped, name=frame.name, stream=item.stream)  # fmt: skip
             else:
                 t0 = time.perf_counter()
                 poses = decoder.decode(item.heatmaps, item.letterbox)
@@ -320,19 +364,26 @@ class _Runner:
                 timings[stages.LATENCY] = (time.time() - frame.timestamp) * 1e3
                 height, width = item.image.shape[:2]
                 result = Result(frame.index, frame.timestamp, (width, height), poses, timings,
-                                converted=item.converted, image=item.image, name=frame.name)  # fmt: skip
-            result.counters = self.counters()
-            for stage in self.result_stages:  # per-stream steps after decoding, each timed
+                                converted=item.converted, image=item.image, name=frame.name,
+                                stream=item.stream)  # fmt: skip
+            result.counters = self.counters(item.stream)
+            for stage in self._stages_for(item.stream):  # per-stream steps after decoding, each timed
                 t0 = time.perf_counter()
                 result = stage(result)
                 result.timings_ms[stage.name] = (time.perf_counter() - t0) * 1e3
             if not self._put(self.results_q, result):
                 return
 
-    def counters(self) -> Dict[str, int]:
+    def _stages_for(self, stream: str) -> Sequence[ResultStage]:
+        return self.result_stages
+
+    def _source_of(self, stream: str) -> Source:
+        return self.source
+
+    def counters(self, stream: str = "") -> Dict[str, int]:
         with self.lock:
-            counts = {"dropped": self.dropped, "skipped": self.skipped, "converted": self.converted}
-        stats = self.source.stats
+            counts = dict(self.counts[stream])
+        stats = self._source_of(stream).stats
         counts.update(unreadable=stats.unreadable, reopens=stats.reopens)
         return counts
 
@@ -351,10 +402,124 @@ class _Runner:
         finally:
             self.shutdown()
 
+    def _all_sources(self) -> Sequence[Source]:
+        return [self.source]
+
     def shutdown(self, timeout: float = 10.0) -> None:
         self.stop.set()
-        self.source.close()
+        for source in self._all_sources():
+            source.close()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             if thread.is_alive():
                 thread.join(max(deadline - time.monotonic(), 0.1))
+
+
+class _MultiRunner(_Runner):
+    """`stream_many`: a capture thread per source, one batching inference thread, one decoder."""
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        sources: Dict[str, Source],
+        policy: str,
+        queue_size: int,
+        batch: int,
+        wait_s: float,
+        stages_of: Callable[[str], Sequence[ResultStage]],
+    ) -> None:
+        super().__init__(estimator, next(iter(sources.values())), policy, queue_size)
+        self.sources, self.batch, self.wait_s = sources, batch, wait_s
+        self.slots = {name: queue.Queue(maxsize=max(queue_size, 1)) for name in sources}
+        self.inferred = queue.Queue(maxsize=max(queue_size, 1) * len(sources))
+        self.results_q = queue.Queue(maxsize=max(queue_size, 1) * 2 * len(sources))
+        self.counts = {name: _zero_counts() for name in sources}
+        self.per_stream = {name: tuple(stages_of(name)) for name in sources}
+        self.batch_sizes: Dict[int, int] = {}
+        self.threads = [
+            threading.Thread(target=self._guard_stream, args=(n,), name=f"bkpose-capture-{n}", daemon=True)
+            for n in sources
+        ]
+        self.threads += [
+            threading.Thread(target=self._guard, args=(self._infer, self.inferred), name="bkpose-batch",
+                             daemon=True),
+            threading.Thread(target=self._guard, args=(self._decode, self.results_q), name="bkpose-decode",
+                             daemon=True),
+        ]  # fmt: skip
+
+    def _guard_stream(self, name: str) -> None:
+        """One source's capture: its failure ends its stream only."""
+        try:
+            self._capture(self.sources[name], self.slots[name], name)
+        except Exception as err:  # a camera gone for good, a corrupt file: the others go on
+            log.warning("stream %s stopped: %s", name, err)
+            self._put_final(self.slots[name], _END)
+
+    def _gather(self, turn: int, finished: set) -> List[Tuple[str, Any]]:
+        """Up to `batch` ready frames, at most one per stream, streams in turn from `turn`;
+        waits for the first, then up to `wait_s` for more. Empty when every stream has ended."""
+        names = list(self.sources)
+        taken: List[Tuple[str, Any]] = []
+        deadline = None
+        while not self.stop.is_set():
+            for k in range(len(names)):
+                name = names[(turn + k) % len(names)]
+                if name in finished or any(name == n for n, _ in taken):
+                    continue
+                try:
+                    item = self.slots[name].get_nowait()
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    finished.add(name)
+                    continue
+                taken.append((name, item))
+                if len(taken) == self.batch:
+                    return taken
+            waiting = [n for n in names if n not in finished and all(n != t for t, _ in taken)]
+            now = time.monotonic()
+            if taken and (not waiting or (deadline is not None and now >= deadline)):
+                return taken
+            if not taken and len(finished) == len(names):
+                return []
+            if taken and deadline is None:
+                deadline = now + self.wait_s
+            time.sleep(0.0005)
+        return []
+
+    def _infer(self) -> None:
+        backend, finished, turn = self.estimator.backend, set(), 0
+        while True:
+            taken = self._gather(turn, finished)
+            turn = (turn + 1) % len(self.sources)
+            if not taken:
+                self._put_final(self.inferred, _END)
+                return
+            ready = []
+            for name, (frame, read_ms) in taken:
+                image, note = self._coerce(frame, name)
+                if image is None:
+                    skipped = _Inferred(frame, None, None, None, {stages.READ: read_ms}, note, "", name)
+                    if not self._put(self.inferred, skipped):
+                        return
+                else:
+                    ready.append((name, frame, read_ms, image, note))
+            if not ready:
+                continue
+            heatmaps, boxes, times = backend.run_batch([r[3] for r in ready])
+            with self.lock:
+                self.batch_sizes[len(ready)] = self.batch_sizes.get(len(ready), 0) + 1
+            for (name, frame, read_ms, image, note), maps, lb in zip(ready, heatmaps, boxes):
+                timings = dict(times)  # the batch's times, shared by its frames
+                timings[stages.READ] = read_ms
+                if not self._put(self.inferred, _Inferred(frame, image, maps, lb, timings, "", note, name)):
+                    return
+
+    def _stages_for(self, stream: str) -> Sequence[ResultStage]:
+        return self.per_stream[stream]
+
+    def _source_of(self, stream: str) -> Source:
+        return self.sources[stream]
+
+    def _all_sources(self) -> Sequence[Source]:
+        return list(self.sources.values())

@@ -28,6 +28,7 @@ class Result:
     converted: str = ""  # the conversion rule applied to the frame, if any
     image: Optional[np.ndarray] = None  # the (converted) frame, for drawing
     name: str = ""
+    stream: str = ""  # the source's name when several run at once (PoseEstimator.stream_many)
 
 
 class ResultStage:

@@ -53,6 +53,8 @@ def result_record(result: Result) -> Dict[str, Any]:
         record["converted"] = result.converted
     if result.name:
         record["name"] = result.name
+    if result.stream:
+        record["stream"] = result.stream
     return record
 
 

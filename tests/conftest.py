@@ -60,6 +60,7 @@ def shared_data():
 TINY_MODELS = {
     "random-s1": {"seed": 1},  # FP32 at 512
     "random-s3-fp16": {"seed": 3, "fp16": True},  # FP32 and FP16 beside it
+    "random-s5-dynbatch-128": {"seed": 5, "extra": ("--dynamic-batch", "--input-size", "128")},  # batches
 }
 
 
@@ -73,7 +74,9 @@ def model_files(tmp_path_factory):
 
     def get(name):
         if name not in made:
-            made[name] = export_random(str(tmp_path_factory.mktemp(name)), **TINY_MODELS[name])
+            spec = TINY_MODELS[name]
+            folder = str(tmp_path_factory.mktemp(name))
+            made[name] = export_random(folder, spec["seed"], spec.get("fp16", False), *spec.get("extra", ()))
         return made[name]
 
     return get

@@ -1,0 +1,83 @@
+"""Several sources in one run (`PoseEstimator.stream_many`): each result goes to its own stream,
+streams take turns, a dead stream does not stop the others, batches go through ONNX Runtime."""
+
+import collections
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+jsonschema = pytest.importorskip("jsonschema")
+
+from edge.pipeline import PoseEstimator  # noqa: E402
+from edge.sinks import SCHEMA_PATH, result_record  # noqa: E402
+from edge.sources import ListSource, SourceError  # noqa: E402
+from edge.tracking import PoseTracker  # noqa: E402
+
+SIZES = {"a": (320, 240), "b": (400, 300), "c": (160, 120)}
+
+
+def frames(width, height, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def estimator(model_files):
+    with PoseEstimator(model_files("random-s5-dynbatch-128"), device="cpu", threads=1, backend="ort") as est:
+        yield est
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_result_belongs_to_its_stream(estimator, batch):
+    lengths = {"a": 7, "b": 11, "c": 4}
+    sources = {n: ListSource(frames(*SIZES[n], lengths[n], seed=i)) for i, n in enumerate(SIZES)}
+    seen = collections.defaultdict(list)
+    for result in estimator.stream_many(sources, batch=batch, wait_ms=20):
+        assert result.source_size == SIZES[result.stream]  # the frame of that stream, not another's
+        seen[result.stream].append(result.index)
+    assert {n: seen[n] for n in SIZES} == {n: list(range(lengths[n])) for n in SIZES}  # all, in order
+    used = estimator.batch_sizes
+    assert sum(size * count for size, count in used.items()) == sum(lengths.values())
+    assert max(used) <= batch and (batch == 1 or max(used) > 1)  # batches really formed
+
+
+def test_streams_take_turns(estimator):
+    sources = {f"cam{i}": ListSource(frames(160, 120, 12, seed=i)) for i in range(4)}
+    order = [r.stream for r in estimator.stream_many(sources, batch=1)]
+    for k in range(1, 12):  # in every prefix of 4k results each stream has k, give or take one
+        counts = collections.Counter(order[: 4 * k])
+        assert all(abs(counts[name] - k) <= 1 for name in sources), (k, counts)
+
+
+def test_a_dead_stream_does_not_stop_the_others(estimator):
+    def dies_after_three():
+        yield from frames(160, 120, 3)
+        raise SourceError("camera unplugged")
+
+    sources = {"ok1": ListSource(frames(160, 120, 8)), "dead": ListSource(dies_after_three()),
+               "ok2": ListSource(frames(160, 120, 8))}  # fmt: skip
+    counts = collections.Counter(r.stream for r in estimator.stream_many(sources, batch=2))
+    assert counts == {"ok1": 8, "ok2": 8, "dead": 3}
+
+
+def test_each_stream_has_its_own_stages(estimator):
+    trackers = {}
+
+    def stages(name):
+        trackers[name] = PoseTracker()
+        return [trackers[name]]
+
+    sources = {n: ListSource(frames(160, 120, 5, seed=i)) for i, n in enumerate("xy")}
+    results = list(estimator.stream_many(sources, stages=stages))
+    assert set(trackers) == {"x", "y"} and trackers["x"] is not trackers["y"]
+    assert all(r.poses.track_ids is not None for r in results)
+    schema = json.loads(Path(SCHEMA_PATH).read_text())
+    for r in results:  # JSON Lines say which stream
+        record = result_record(r)
+        jsonschema.validate(record, schema)
+        assert record["stream"] == r.stream
+    with pytest.raises(ValueError, match="at least one source"):
+        next(estimator.stream_many({}))
