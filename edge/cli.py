@@ -39,9 +39,14 @@ def on_off(p: argparse.ArgumentParser, name: str, default: Optional[bool], help:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bkpose-run", description="Multi-person pose estimation with BK-Pose.")
     p.add_argument(
-        "source",
-        help="video, image(s), camera index, /dev/videoN, csi://N, rtsp://... or a GStreamer pipeline",
-    )
+        "source", nargs="*",
+        help="video, image(s), camera index, /dev/videoN, csi://N, rtsp://... or a GStreamer pipeline; "
+        "several run in one process (one capture thread each, batched inference)",
+    )  # fmt: skip
+    p.add_argument("--sources", metavar="FILE", help='several sources from a JSON (or YAML) list of '
+                   '{"uri": ..., "name": ...}')  # fmt: skip
+    p.add_argument("--batch", default="auto", help="frames per inference call with several sources: N, or "
+                   "auto (measured at start: 1 where batching does not pay, as on a CPU)")  # fmt: skip
     p.add_argument(
         "--model",
         help=".onnx (ONNX Runtime) or .engine (TensorRT); default: the shipped trained weights, "
@@ -76,6 +81,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     on_off(p, "smooth", True, "One-Euro smoothing of tracked people's keypoints (--no-smooth: off; "
            "default on; COCO results stay raw)")  # fmt: skip
     args = p.parse_args(argv)
+    if bool(args.source) == bool(args.sources):
+        p.error("give the sources on the command line or with --sources FILE (one of the two)")
+    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) >= 1):
+        p.error(f"--batch must be auto or a whole number >= 1, found {args.batch!r}")
+    if args.coco and (len(args.source) > 1 or args.sources):
+        p.error("--coco takes one image set; with several sources write --jsonl (each line has its stream)")
     if args.show:
         from edge.sinks import gui_available
 
@@ -88,21 +99,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def make_sinks(args: argparse.Namespace, fps: float) -> List[Any]:
-    """Every requested output, its path checked now: before a model loads or a frame runs."""
-    from edge.sinks import CocoSink, JsonlSink, VideoSink
+def make_sinks(args: argparse.Namespace, sources: Dict[str, Any]) -> List[Any]:
+    """Every requested output, its path checked now: before a model loads or a frame runs. With
+    several sources, one annotated video per stream (`out-<stream>.mp4`)."""
+    from edge.sinks import CocoSink, JsonlSink, PerStreamSink, VideoSink, check_output, per_stream_path
 
     sinks: List[Any] = []
     if args.jsonl:
         sinks.append(JsonlSink(args.jsonl, durable=args.fsync))
-    if args.video:
-        sinks.append(VideoSink(args.video, fps))
+    if args.video and len(sources) == 1:
+        sinks.append(VideoSink(args.video, next(iter(sources.values())).fps))
+    elif args.video:
+        for name in sources:
+            check_output(per_stream_path(args.video, name), "video")
+        sinks.append(
+            PerStreamSink(lambda name: VideoSink(per_stream_path(args.video, name), sources[name].fps))
+        )
     if args.coco:
         sinks.append(CocoSink(args.coco))
     if args.mqtt:
         from edge.mqtt import sink_from_args
 
-        sinks.append(sink_from_args(args, stream=redact(args.source)))
+        sinks.append(sink_from_args(args, stream=next(iter(sources))))
     if args.metrics_port is not None:
         from edge.metrics import sink_from_args as metrics_sink
 
@@ -113,17 +131,26 @@ def make_sinks(args: argparse.Namespace, fps: float) -> List[Any]:
 def run(args: argparse.Namespace) -> int:
     from edge.pipeline import PoseEstimator
     from edge.sinks import draw_poses
-    from edge.sources import open_source
+    from edge.sources import named_sources, open_source, read_sources_file, stream_name
 
-    # the source first (a camera is not opened until streaming starts), then the outputs' paths
-    source = open_source(args.source, args.width, args.height, args.fps, wait=args.wait)
-    sinks = make_sinks(args, fps=source.fps)
+    # the sources first (a camera is not opened until streaming starts), then the outputs' paths
+    entries = (
+        read_sources_file(args.sources)
+        if args.sources
+        else [{"uri": u, "name": stream_name(u)} for u in args.source]
+    )
+    sources = {name: open_source(uri, args.width, args.height, args.fps, wait=args.wait)
+               for name, uri in named_sources(entries)}  # fmt: skip
+    source = next(iter(sources.values()))
+    sinks = make_sinks(args, sources)
     if args.model is None:
         from edge.default_model import default_onnx
 
         args.model = default_onnx(lambda line: print(f"bkpose-run: {line}", file=sys.stderr, flush=True))
     with contextlib.ExitStack() as outputs:  # every output is finalised, however the run ends
-        stop = outputs.enter_context(StopSignals(source.close))  # left last: it covers the closing too
+        stop = outputs.enter_context(
+            StopSignals(lambda: [s.close() for s in sources.values()])
+        )  # covers closing
         for sink in sinks:
             outputs.enter_context(sink)
         estimator = outputs.enter_context(PoseEstimator(args.model, **backend_choice(args)))
@@ -135,15 +162,23 @@ def run(args: argparse.Namespace) -> int:
         precision, warm_s = estimator.info.precision, sum(warm.values())
         print(f"bkpose-run: {args.model} on {estimator.backend.name} ({where}), {precision}; "
               f"warm-up {warm_s:.2f} s", file=sys.stderr)  # fmt: skip
-        total = (
-            source.length
-            if args.max_frames is None or source.length is None
-            else min(source.length, args.max_frames)
-        )
-        progress = _progress(total, source.live)
+        lengths = [src.length for src in sources.values()]
+        total = None if None in lengths else sum(lengths)  # type: ignore[arg-type]
+        if args.max_frames is not None and total is not None:
+            total = min(total, args.max_frames)
+        progress = _progress(total, any(src.live for src in sources.values()))
         started, people, count = time.perf_counter(), 0, 0
         counters: Dict[str, int] = {}
-        for result in estimator.stream(source, policy=args.policy, stages=result_stages(args, source)):
+        if len(sources) == 1:
+            results = estimator.stream(source, policy=args.policy, stages=result_stages(args, source))
+        else:
+            batch = estimator.choose_batch(len(sources)) if args.batch == "auto" else int(args.batch)
+            print(
+                f"bkpose-run: {len(sources)} streams ({', '.join(sources)}), batch {batch}", file=sys.stderr
+            )
+            per_stream = lambda name: result_stages(args, sources[name])  # noqa: E731
+            results = estimator.stream_many(sources, policy=args.policy, batch=batch, stages=per_stream)
+        for result in results:
             for sink in sinks:
                 sink.write(result)
             if args.show and result.image is not None:

@@ -227,7 +227,8 @@ class MqttSink(Sink):
     def write(self, result: Result) -> None:
         if not self.publisher.wants(result):
             return
-        payload = message(result, self.device_id, self.client_id, self.stream_id, self.outbox.dropped)
+        stream = result.stream or self.stream_id  # several cameras: each result names its own
+        payload = message(result, self.device_id, self.client_id, stream, self.outbox.dropped)
         self.outbox.put(self.target.topic, payload)
         self.wake.set()
 

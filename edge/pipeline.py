@@ -129,6 +129,27 @@ class PoseEstimator:
         return {"decoder_compile_s": decode_s, "first_inference_s": timings[stages.INFER] / 1e3,
                 "preprocess_compile_s": timings[stages.PREPROCESS] / 1e3}  # fmt: skip
 
+    def choose_batch(self, streams: int, frame_size: Tuple[int, int] = (1280, 720), repeats: int = 3) -> int:
+        """The batch that pays for `streams` cameras on this backend: 1 where the model's batch
+        axis is fixed, else the size among 1, 2, 4, ... <= `streams` with the least time per frame
+        over `repeats` timed `run_batch` calls (a batch does not pay on a 2-core CPU; it does on a
+        GPU). Returns the sizes' ms per frame in `self.batch_trials`."""
+        self.batch_trials: Dict[int, float] = {}
+        if isinstance(self.backend.input.shape[0], int) or streams <= 1:
+            return 1
+        rng = np.random.default_rng(0)
+        width, height = frame_size
+        frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(streams)]
+        size = 1
+        while size <= streams:
+            self.backend.run_batch(frames[:size])  # warm this shape
+            start = time.perf_counter()
+            for _ in range(repeats):
+                self.backend.run_batch(frames[:size])
+            self.batch_trials[size] = (time.perf_counter() - start) * 1e3 / (repeats * size)
+            size *= 2
+        return min(self.batch_trials, key=self.batch_trials.__getitem__)
+
     def __call__(self, frame: np.ndarray) -> Poses:
         """People in one BGR uint8 frame (raises FrameError for anything else)."""
         return self.process(frame)[0]

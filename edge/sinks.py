@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -227,3 +227,28 @@ class CocoSink(Sink):
             except OSError:
                 kept = ""
             raise SinkError(f"{self.path}: cannot write COCO results ({err.strerror or err}){kept}") from None
+
+
+class PerStreamSink(Sink):
+    """One sink per stream of a several-camera run, made at the stream's first result by
+    `make(stream)` (an annotated video per camera, say)."""
+
+    def __init__(self, make: Callable[[str], Sink]) -> None:
+        self.make = make
+        self.sinks: Dict[str, Sink] = {}
+
+    def write(self, result: Result) -> None:
+        if result.stream not in self.sinks:
+            self.sinks[result.stream] = self.make(result.stream)
+        self.sinks[result.stream].write(result)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+
+
+def per_stream_path(path: str, stream: str) -> str:
+    """`out.mp4` -> `out-<stream>.mp4`."""
+    stem, suffix = os.path.splitext(path)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stream)
+    return f"{stem}-{safe}{suffix}"

@@ -15,12 +15,13 @@ frames are counted and logged. A file source skips frames it cannot decode and c
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sized
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sized, Tuple
 
 import numpy as np
 
@@ -306,6 +307,60 @@ def open_source(spec: str, width: int = 1280, height: int = 720, fps: int = 30, 
     if text.lower().endswith(IMAGE_SUFFIXES):
         return ImageSource([text], text)
     return VideoSource(text)
+
+
+def stream_name(spec: str) -> str:
+    """A short name for a source: a file's stem, `cam<N>` for a camera, a URL's host and path."""
+    text = redact(str(spec).strip())
+    if text.isdigit():
+        return f"cam{text}"
+    if text.startswith("/dev/video"):
+        return "cam" + text[len("/dev/video") :]
+    if "://" in text:
+        rest = text.split("://", 1)[1].split("@")[-1]
+        return rest.strip("/").replace("/", "_").replace(":", "_") or text
+    return os.path.splitext(os.path.basename(text.rstrip("/")))[0] or text
+
+
+def read_sources_file(path: str) -> List[Dict[str, str]]:
+    """Entries of a `--sources` file: a JSON (or, with PyYAML installed, YAML) list of
+    `{"uri": ..., "name": ...}` (name optional), or a list of URIs."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read the sources file ({err.strerror or err})") from None
+    if path.lower().endswith((".yaml", ".yml")):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise SourceError(f"{path}: YAML needs PyYAML (pip install pyyaml); or use JSON") from None
+        entries = yaml.safe_load(text)
+    else:
+        try:
+            entries = json.loads(text)
+        except ValueError as err:
+            raise SourceError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(entries, list) or not entries:
+        raise SourceError(f"{path}: expected a non-empty list of sources")
+    out = []
+    for entry in entries:
+        entry = {"uri": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not entry.get("uri"):
+            raise SourceError(f"{path}: every source needs a uri, found {entry!r}")
+        out.append({"uri": str(entry["uri"]), "name": str(entry.get("name") or stream_name(entry["uri"]))})
+    return out
+
+
+def named_sources(entries: List[Dict[str, str]]) -> List[Tuple[str, str]]:
+    """(unique name, uri) pairs: a repeated name gets -2, -3, ..."""
+    seen: Dict[str, int] = {}
+    out = []
+    for entry in entries:
+        name = entry["name"]
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}-{seen[name]}", entry["uri"]))
+    return out
 
 
 def synthetic_frame(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:

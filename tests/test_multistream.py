@@ -81,3 +81,29 @@ def test_each_stream_has_its_own_stages(estimator):
         assert record["stream"] == r.stream
     with pytest.raises(ValueError, match="at least one source"):
         next(estimator.stream_many({}))
+
+
+def test_bkpose_run_with_several_sources(model_files, bar_video, tmp_path):
+    """Two videos and a sources file in one process: one JSON Lines file with the stream of each
+    line, one annotated video per stream, every frame of both."""
+    import subprocess
+    import sys
+
+    first, second = bar_video(6, 5), bar_video(9, 3)
+    listing = tmp_path / "cams.json"
+    listing.write_text(json.dumps([{"uri": first, "name": "door"}, {"uri": second, "name": "hall"}]))
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "--sources", str(listing), "--model",
+         model_files("random-s5-dynbatch-128"), "--threads", "1", "--backend", "ort", "--jsonl",
+         str(tmp_path / "all.jsonl"), "--video", str(tmp_path / "v.mp4")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "2 streams (door, hall), batch" in out.stderr
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    per = collections.Counter(line["stream"] for line in lines)
+    assert per == {"door": 6, "hall": 9}
+    assert (tmp_path / "v-door.mp4").stat().st_size > 0 and (tmp_path / "v-hall.mp4").stat().st_size > 0
+    both = subprocess.run([sys.executable, "-m", "edge.cli", first, "--sources", str(listing)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert both.returncode == 2 and "one of the two" in both.stderr
