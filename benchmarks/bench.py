@@ -25,6 +25,7 @@ from benchmarks.bench_accuracy import accuracy
 from benchmarks.bench_models import default_model, variants
 from benchmarks.bench_report import compare, print_run, print_stamp
 from benchmarks.bench_runs import bench_model
+from benchmarks.bench_streams import print_streams, run_streams
 from benchmarks.common import RESULTS_DIR, UsageError, write_json
 from benchmarks.device_stamp import device_stamp, finish_stamp
 from edge import stages
@@ -57,6 +58,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=at_least(0.0, float), default=1.0,
                    help="seconds of unmeasured frames first (default 1)")
     p.add_argument("--mode", choices=("sequential", "pipelined"), default="pipelined")
+    p.add_argument("--streams", type=at_least(1, int), default=1,
+                   help="N copies of the source as N streams in one process (batched)")  # fmt: skip
+    p.add_argument("--batch", default="auto", help="--streams: frames per inference call, N or auto")
     p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
     add_backend_options(p)
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
@@ -130,9 +134,12 @@ def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
                     exit_code = 1
         else:
             for path in models:
-                run = bench_model(path, args, stop)
+                measure = run_streams if args.streams > 1 else None
+                run = bench_model(path, args, stop, measure)
                 payload["runs"].append(run)
                 print_run(run)
+                if "streams" in run:
+                    print_streams(run["streams"])
                 if stop.received is not None:
                     break
     payload["device"] = finish_stamp(stamp)

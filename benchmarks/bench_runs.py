@@ -7,7 +7,7 @@ import argparse
 import os
 import resource
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -169,8 +169,14 @@ def run_pipelined(
             "dropped": dropped}  # fmt: skip
 
 
-def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[str, Any]:
-    """One model's run; `stop` (StopSignals) ends the measurement early, keeping what was measured."""
+def bench_model(
+    path: str,
+    args: argparse.Namespace,
+    stop: Any = None,
+    measure: Optional[Callable[..., Dict[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """One model's run; `stop` (StopSignals) ends the measurement early, keeping what was measured.
+    `measure(estimator, args, budget)` replaces the sequential or pipelined loop (several streams)."""
     from edge.pipeline import PoseEstimator
 
     frames, source_text, live = source_frames(args.source)  # a bad source fails before the model loads
@@ -180,7 +186,9 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
     try:
         warm = estimator.warmup()
         budget = Budget(args.frames if args.duration is None else None, args.duration, stop)
-        if args.mode == "pipelined":
+        if measure is not None:
+            raw = measure(estimator, args, budget)
+        elif args.mode == "pipelined":
             raw = run_pipelined(estimator, frames, budget, args.warmup, live)
         else:
             raw = run_sequential(estimator, frames, budget, args.warmup)
@@ -209,6 +217,8 @@ def bench_model(path: str, args: argparse.Namespace, stop: Any = None) -> Dict[s
         "decode_by_crowd": crowd_table(raw["people"], raw["decode_ms"]),
         "memory": {**memory(), "gpu": gpu_memory},
     }
+    if "streams" in raw:
+        run["streams"] = raw["streams"]
     if args.mode == "pipelined" and stage_stats:
         run["bound_fps"] = pipelined_bound(stage_stats)
         run["fraction_of_bound"] = fps / run["bound_fps"] if run["bound_fps"] else None

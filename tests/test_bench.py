@@ -355,3 +355,19 @@ def test_every_stage_a_run_produces_is_in_the_table_and_in_compare(default_run, 
                 bench_report.compare([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
                 compared = capsys.readouterr().out
                 assert all(f"{stage} median ms" in compared for stage in produced)
+
+
+def test_streams_mode_reports_every_stream(model_files, tmp_path):
+    out = tmp_path / "streams.json"
+    model = model_files("random-s5-dynbatch-128")
+    code = bench.main(["--model", model, "--backend", "ort", "--streams", "3", "--batch", "auto",
+                       "--frames", "24", "--warmup", "0.2", "--threads", "1", "--source", "synthetic:320x240",
+                       "--json", str(out)])  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    streams = data["runs"][0]["streams"]
+    assert streams["count"] == 3 and set(streams["per_stream"]) == {"s0", "s1", "s2"}
+    assert sum(s["frames"] for s in streams["per_stream"].values()) == data["runs"][0]["frames"] == 24
+    assert all(abs(s["share"] - 1 / 3) < 0.1 for s in streams["per_stream"].values())  # streams take turns
+    assert set(streams["batch_trials_ms_per_frame"]) == {"1", "2"}  # measured: the model's batch is dynamic
