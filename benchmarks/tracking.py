@@ -142,8 +142,9 @@ def timing(params: TrackerParams, templates: List[np.ndarray]) -> Dict[str, Dict
     return out
 
 
-def real_videos(params: TrackerParams) -> List[Dict[str, Any]]:
-    """The default model on each real video: distinct IDs over the most people seen in a frame."""
+def real_videos(params: TrackerParams, model: Optional[str] = None) -> List[Dict[str, Any]]:
+    """`model` (default: the default model) on each real video: distinct IDs over the most people
+    seen in a frame."""
     from edge.default_model import default_onnx
     from edge.pipeline import PoseEstimator
     from edge.sources import open_source
@@ -152,7 +153,7 @@ def real_videos(params: TrackerParams) -> List[Dict[str, Any]]:
     videos = sorted((SHARED_DATA / "videos").glob("*.mp4"))
     if not videos:
         return rows
-    with PoseEstimator(default_onnx(print), device="cpu") as estimator:
+    with PoseEstimator(model or default_onnx(print), device="cpu") as estimator:
         for video in videos:
             source = open_source(str(video))
             fps = source.fps or FPS
@@ -174,6 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="length of each grid sequence")
     p.add_argument("--no-videos", action="store_true", help="skip the real videos (no model run)")
+    p.add_argument("--model", help="the model for the real videos (default: the default model)")
     p.add_argument("--json", default=str(RESULTS_DIR / "tracking.json"))
     args = p.parse_args(argv)
     params = TrackerParams()
@@ -188,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"({s['jitter_reduction']:.1f}x less); lag {s['lag_frames']:.2f} frames "
           f"at {s['walking_px_per_s']:.0f} px/s")  # fmt: skip
     result["time_ms"] = timing(params, templates)
-    result["videos"] = [] if args.no_videos else real_videos(params)
+    result["videos"] = [] if args.no_videos else real_videos(params, args.model)
     print(f"JSON -> {write_json(args.json, result)}")
     return 0
 
