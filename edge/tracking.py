@@ -209,8 +209,9 @@ class PoseTracker(ResultStage):
         if n and m:
             sim = _similarity(self.position, self.velocity, self.known, self.track_time, self.area, n,
                               timestamp, people, self.k2, p.min_common_keypoints)  # fmt: skip
-            for t, j in zip(*linear_sum_assignment(sim, maximize=True)):
-                if sim[t, j] >= p.min_similarity:
+            usable = np.where(sim >= p.min_similarity, sim, 0.0)  # a pair below it never helps a sum
+            for t, j in zip(*linear_sum_assignment(usable, maximize=True)):
+                if usable[t, j] > 0:
                     rows[j], matched[t] = t, True
         # unmatched tentative tracks end now, lost confirmed ones when too old
         keep = matched | ((self.ident[:n] >= 0) & (timestamp - self.track_time[:n] <= p.max_age_s))
