@@ -8,10 +8,11 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:/tmp/site"
 minutes="${MINUTES:-8}"
 run="${RUN:-models/run-coco2k-256}"
 size="$(python3 -c "import torch; print(torch.load('$run/compact.pth', weights_only=True)['args']['input_size'])")"
+epochs="$(python3 -c "import torch; print(torch.load('$run/compact.pth', weights_only=True)['args']['epochs'])")"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
 nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv | tee "$OUT/gpu.txt"
 mkdir -p /tmp/run && cp "$run/log.jsonl" /tmp/run/
-python3 -m train.cli --device cuda --input-size "$size" --epochs 60 --batch 8 --workers 12 \
+python3 -m train.cli --device cuda --input-size "$size" --epochs "$epochs" --batch 8 --workers 12 \
     --images ".gpu/train-$size/images" --annotations ".gpu/train-$size/annotations.json" \
     --val-images ".gpu/dev538-$size/images" --val-annotations ".gpu/dev538-$size/annotations.json" \
     --out /tmp/run --resume "$run/compact.pth" --eval-every 5 --save-every-min 2 \
