@@ -132,6 +132,19 @@ def run_sequential(
             "dropped": 0}  # fmt: skip
 
 
+def record(result: Any, samples: Dict[str, List[float]], people: List[int], decode_ms: List[float]) -> float:
+    """One pipelined result into the stage samples, people and decode times; returns its total
+    (capture to result) in ms."""
+    timings = dict(result.timings_ms)
+    timings[stages.TOTAL] = timings.pop(stages.LATENCY, 0.0)
+    for key, value in timings.items():
+        if key != stages.DECODE:  # peaks + grouping are its parts
+            samples.setdefault(key, []).append(value)
+    people.append(len(result.poses))
+    decode_ms.append(timings.get(stages.PEAKS, 0.0) + timings.get(stages.GROUPING, 0.0))
+    return timings[stages.TOTAL]
+
+
 def run_pipelined(
     estimator: Any, frames: Iterator[np.ndarray], budget: Budget, warmup_s: float, live: bool
 ) -> Dict[str, Any]:
@@ -152,13 +165,7 @@ def run_pipelined(
             started = now
             budget.start = now
             continue  # measure intervals between results from here on
-        timings = dict(result.timings_ms)
-        timings[stages.TOTAL] = timings.pop(stages.LATENCY, 0.0)
-        for key, value in timings.items():
-            if key != stages.DECODE:  # peaks + grouping are its parts
-                samples.setdefault(key, []).append(value)
-        people.append(len(result.poses))
-        decode_ms.append(timings.get(stages.PEAKS, 0.0) + timings.get(stages.GROUPING, 0.0))
+        record(result, samples, people, decode_ms)
         done += 1
         last = result
         if not budget.more(done):

@@ -11,8 +11,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from benchmarks.bench_runs import STAGES, Budget, source_frames
-from edge import stages
+from benchmarks.bench_runs import STAGES, Budget, record, source_frames
 
 
 def run_streams(estimator: Any, args: argparse.Namespace, budget: Budget) -> Dict[str, Any]:
@@ -41,14 +40,7 @@ def run_streams(estimator: Any, args: argparse.Namespace, budget: Budget) -> Dic
                 started = budget.start = now
                 estimator.batch_sizes.clear()  # count from here on
             continue
-        timings = dict(result.timings_ms)
-        timings[stages.TOTAL] = timings.pop(stages.LATENCY, 0.0)
-        for key, value in timings.items():
-            if key != stages.DECODE:
-                samples.setdefault(key, []).append(value)
-        latency[result.stream].append(timings[stages.TOTAL])
-        people.append(len(result.poses))
-        decode_ms.append(timings.get(stages.PEAKS, 0.0) + timings.get(stages.GROUPING, 0.0))
+        latency[result.stream].append(record(result, samples, people, decode_ms))
         done += 1
         last = result
         if not budget.more(done):
