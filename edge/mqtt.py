@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -234,11 +235,9 @@ class MqttSink(Sink):
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the queue to empty (True if it did)."""
-        deadline = threading.Event()
-        waited = 0.0
-        while self.outbox.depth and waited < timeout:
-            deadline.wait(0.05)
-            waited += 0.05
+        deadline = time.monotonic() + timeout
+        while self.outbox.depth and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self.outbox.depth == 0
 
     def close(self, drain_s: float = 2.0) -> None:
