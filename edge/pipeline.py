@@ -131,7 +131,8 @@ class PoseEstimator:
 
     def choose_batch(self, streams: int, frame_size: Tuple[int, int] = (1280, 720), repeats: int = 3) -> int:
         """The batch that pays for `streams` cameras on this backend: 1 where the model's batch
-        axis is fixed, else the size among 1, 2, 4, ... <= `streams` with the least time per frame
+        axis is fixed, else the size among 1, 2, 4, ... <= `streams` (and the backend's
+        `max_batch`) with the least time per frame
         over `repeats` timed `run_batch` calls (a batch does not pay on a 2-core CPU; it does on a
         GPU). Returns the sizes' ms per frame in `self.batch_trials`."""
         self.batch_trials: Dict[int, float] = {}
@@ -140,8 +141,8 @@ class PoseEstimator:
         rng = np.random.default_rng(0)
         width, height = frame_size
         frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(streams)]
-        size = 1
-        while size <= streams:
+        size, largest = 1, min(streams, self.backend.max_batch or streams)
+        while size <= largest:
             self.backend.run_batch(frames[:size])  # warm this shape
             start = time.perf_counter()
             for _ in range(repeats):
@@ -168,7 +169,7 @@ class PoseEstimator:
         policy = policy or ("latest" if source.live else "all")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, found {policy!r}")
-        runner = _Runner(self, source, policy, queue_size, tuple(stages))
+        runner = _Runner(self, {"": source}, policy, queue_size, lambda _name: tuple(stages))
         return runner.results()
 
     def stream_many(
@@ -232,33 +233,39 @@ def _zero_counts() -> Dict[str, int]:
 
 
 class _Runner:
-    """The three stage threads of one `stream()` call and the queues between them."""
+    """The stage threads of one `stream()` call and the queues between them: capture, infer and
+    decode, each in its own thread. Streams are keyed by name ("" for `stream()`'s one source)."""
 
     def __init__(
         self,
         estimator: PoseEstimator,
-        source: Source,
+        sources: Dict[str, Source],
         policy: str,
         queue_size: int,
-        result_stages: Tuple[ResultStage, ...] = (),
+        stages_of: Callable[[str], Sequence[ResultStage]],
     ) -> None:
-        self.estimator, self.source, self.policy = estimator, source, policy
-        self.result_stages = result_stages
-        self.captured: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
-        self.inferred: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
-        self.results_q: queue.Queue = queue.Queue(maxsize=max(queue_size, 1) * 2)
+        size = max(queue_size, 1)
+        self.estimator, self.sources, self.policy = estimator, sources, policy
+        self.slots = {name: queue.Queue(maxsize=size) for name in sources}  # captured frames
+        self.inferred: queue.Queue = queue.Queue(maxsize=size * len(sources))
+        self.results_q: queue.Queue = queue.Queue(maxsize=size * 2 * len(sources))
         self.stop = threading.Event()
         self.failure: Optional[BaseException] = None  # the first exception of any stage
-        self.counts: Dict[str, Dict[str, int]] = {"": _zero_counts()}  # per stream ("" when one)
+        self.counts = {name: _zero_counts() for name in sources}
+        self.per_stream = {name: tuple(stages_of(name)) for name in sources}
         self.lock = threading.Lock()
+        self.threads = self._threads()
+
+    def _threads(self) -> List[threading.Thread]:
+        [(name, source)] = self.sources.items()
         stages = (
-            ("capture", lambda: self._capture(self.source, self.captured), self.captured),
+            ("capture", lambda: self._capture(source, self.slots[name], name), self.slots[name]),
             ("infer", self._infer, self.inferred),
             ("decode", self._decode, self.results_q),
         )
-        self.threads = [
-            threading.Thread(target=self._guard, args=(stage, out), name=f"bkpose-{name}", daemon=True)
-            for name, stage, out in stages
+        return [
+            threading.Thread(target=self._guard, args=(stage, out), name=f"bkpose-{what}", daemon=True)
+            for what, stage, out in stages
         ]
 
     # ---------------------------------------------------------------- plumbing
@@ -337,9 +344,9 @@ class _Runner:
         self._put_final(captured, _END)
 
     def _infer(self) -> None:
-        backend = self.estimator.backend
+        backend, (captured,) = self.estimator.backend, self.slots.values()
         while True:
-            item = self._get(self.captured)
+            item = self._get(captured)
             if item is _END or isinstance(item, _Failure):
                 self._put_final(self.inferred, item)
                 return
@@ -388,23 +395,17 @@ class _Runner:
                                 converted=item.converted, image=item.image, name=frame.name,
                                 stream=item.stream)  # fmt: skip
             result.counters = self.counters(item.stream)
-            for stage in self._stages_for(item.stream):  # per-stream steps after decoding, each timed
+            for stage in self.per_stream[item.stream]:  # per-stream steps after decoding, each timed
                 t0 = time.perf_counter()
                 result = stage(result)
                 result.timings_ms[stage.name] = (time.perf_counter() - t0) * 1e3
             if not self._put(self.results_q, result):
                 return
 
-    def _stages_for(self, stream: str) -> Sequence[ResultStage]:
-        return self.result_stages
-
-    def _source_of(self, stream: str) -> Source:
-        return self.source
-
     def counters(self, stream: str = "") -> Dict[str, int]:
         with self.lock:
             counts = dict(self.counts[stream])
-        stats = self._source_of(stream).stats
+        stats = self.sources[stream].stats
         counts.update(unreadable=stats.unreadable, reopens=stats.reopens)
         return counts
 
@@ -423,12 +424,9 @@ class _Runner:
         finally:
             self.shutdown()
 
-    def _all_sources(self) -> Sequence[Source]:
-        return [self.source]
-
     def shutdown(self, timeout: float = 10.0) -> None:
         self.stop.set()
-        for source in self._all_sources():
+        for source in self.sources.values():
             source.close()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
@@ -449,19 +447,16 @@ class _MultiRunner(_Runner):
         wait_s: float,
         stages_of: Callable[[str], Sequence[ResultStage]],
     ) -> None:
-        super().__init__(estimator, next(iter(sources.values())), policy, queue_size)
-        self.sources, self.batch, self.wait_s = sources, batch, wait_s
-        self.slots = {name: queue.Queue(maxsize=max(queue_size, 1)) for name in sources}
-        self.inferred = queue.Queue(maxsize=max(queue_size, 1) * len(sources))
-        self.results_q = queue.Queue(maxsize=max(queue_size, 1) * 2 * len(sources))
-        self.counts = {name: _zero_counts() for name in sources}
-        self.per_stream = {name: tuple(stages_of(name)) for name in sources}
+        self.batch, self.wait_s = batch, wait_s
         self.batch_sizes: Dict[int, int] = {}
-        self.threads = [
+        super().__init__(estimator, sources, policy, queue_size, stages_of)
+
+    def _threads(self) -> List[threading.Thread]:
+        threads = [
             threading.Thread(target=self._guard_stream, args=(n,), name=f"bkpose-capture-{n}", daemon=True)
-            for n in sources
+            for n in self.sources
         ]
-        self.threads += [
+        return threads + [
             threading.Thread(target=self._guard, args=(self._infer, self.inferred), name="bkpose-batch",
                              daemon=True),
             threading.Thread(target=self._guard, args=(self._decode, self.results_q), name="bkpose-decode",
@@ -535,12 +530,3 @@ class _MultiRunner(_Runner):
                 timings[stages.READ] = read_ms
                 if not self._put(self.inferred, _Inferred(frame, image, maps, lb, timings, "", note, name)):
                     return
-
-    def _stages_for(self, stream: str) -> Sequence[ResultStage]:
-        return self.per_stream[stream]
-
-    def _source_of(self, stream: str) -> Source:
-        return self.sources[stream]
-
-    def _all_sources(self) -> Sequence[Source]:
-        return list(self.sources.values())

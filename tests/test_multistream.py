@@ -44,6 +44,23 @@ def test_every_result_belongs_to_its_stream(estimator, batch):
     assert max(used) <= batch and (batch == 1 or max(used) > 1)  # batches really formed
 
 
+def test_run_batch_splits_past_the_backends_largest_batch(estimator):
+    """A backend that takes at most 2 frames a call (a TensorRT profile's max) runs 5 frames as
+    calls of 2, 2 and 1, each frame in its own row, as it would alone."""
+    backend = estimator.backend
+    batch = frames(320, 240, 2, seed=7) + frames(160, 120, 3, seed=8)
+    alone = [backend.run(frame) for frame in batch]
+    backend.max_batch = 2
+    try:
+        assert [backend.call_size(n) for n in (1, 2, 5)] == [1, 2, 2]
+        heatmaps, boxes, _ = backend.run_batch(batch)
+    finally:
+        backend.max_batch = None
+    assert heatmaps.shape[0] == 5 and boxes == [box for _, box, _ in alone]
+    for row, (want, _, _) in zip(heatmaps, alone):
+        np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-5)
+
+
 def test_streams_take_turns(estimator):
     sources = {f"cam{i}": ListSource(frames(160, 120, 12, seed=i)) for i in range(4)}
     order = [r.stream for r in estimator.stream_many(sources, batch=1)]

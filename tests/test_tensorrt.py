@@ -120,3 +120,63 @@ def test_pose_estimator_on_an_engine_uses_the_gpu_kernel(onnx_files, shared_data
             reference = cpu(frame)
             assert len(result.poses) == len(reference)
             assert {"preprocess_gpu", "infer_gpu", "download_gpu"} <= set(result.timings_ms)
+
+
+@pytest.fixture(scope="module")
+def dynamic_engine(tmp_path_factory):
+    """A dynamic-batch engine whose optimisation profile is 1..4 (best 2)."""
+    from export.cli import export_random
+
+    out = tmp_path_factory.mktemp("trt-dynbatch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx_path = export_random(str(out), 6, False, "--dynamic-batch", "--input-size", "256")
+    sidecar = _build(onnx_path, out, "--name", "dyn", "--batch", "2", "--max-batch", "4")
+    assert sidecar["input_shape"][0] == "1..4"
+    return onnx_path, str(out / "dyn.fp32.engine")
+
+
+def test_dynamic_engine_runs_each_call_at_its_own_batch(dynamic_engine, shared_data):
+    """Each frame lands in its own slot and comes back from its own row, at batch 1..4 and past the
+    profile (6 frames: a call of 4, then one of 2), as ONNX Runtime sees each frame alone."""
+    import cv2
+
+    from edge.backends import open_backend
+
+    onnx_path, engine = dynamic_engine
+    photos = sorted((shared_data / "images" / "coco_train2017_mini").glob("*.jpg"))[:6]
+    frames = [cv2.imread(str(p)) for p in photos]
+    assert len({f.shape for f in frames}) > 1  # different sizes: different letterboxes per slot
+    with open_backend(onnx_path, device="cpu") as reference:
+        expected = [reference.run(frame) for frame in frames]
+    with open_backend(engine) as backend:
+        assert backend.max_batch == 4 and backend.input.shape[0] == "batch"
+        for count in (1, 3, 4, 2, 6):
+            heatmaps, boxes, times = backend.run_batch(frames[:count])
+            assert heatmaps.shape[0] == count and len(boxes) == count
+            assert "infer_gpu" in times
+            for row, box, (want, want_box, _) in zip(heatmaps, boxes, expected):
+                assert box == want_box
+                np.testing.assert_allclose(row, want, atol=1e-3 * np.abs(want).max())
+        x = np.random.default_rng(2).random((3, 3, 256, 256), dtype=np.float32)
+        assert backend.infer(x).shape[0] == 3
+        with pytest.raises(ValueError, match="1..4"):
+            backend.infer(np.zeros((5, 3, 256, 256), np.float32))
+
+
+def test_stream_many_on_a_dynamic_engine_batches_within_the_profile(dynamic_engine, shared_data):
+    import cv2
+
+    from edge.pipeline import PoseEstimator
+    from edge.sources import ListSource
+
+    _, engine = dynamic_engine
+    photos = sorted((shared_data / "images" / "coco_train2017_mini").glob("*.jpg"))[:6]
+    frames = [cv2.imread(str(p)) for p in photos]
+    with PoseEstimator(engine) as est:
+        assert est.choose_batch(6) in (1, 2, 4)
+        assert set(est.batch_trials) == {1, 2, 4}  # no trial beyond the profile
+        sources = {f"cam{i}": ListSource([frame] * 3) for i, frame in enumerate(frames)}
+        results = list(est.stream_many(sources, batch=6))
+    assert sorted(r.stream for r in results) == sorted(f"cam{i}" for i in range(6) for _ in range(3))
+    assert max(est.batch_sizes) <= 6

@@ -4,9 +4,10 @@ A backend is opened from a model file and reports its I/O names, shapes and dtyp
 model's metadata. The pipeline calls one method, `run(frame)`: a BGR uint8 frame in, heatmaps, the
 letterbox that maps them back and stage times (`edge.stages` names) out. `run_batch(frames)` is the
 same for several frames (several cameras). How the frame gets into the model is the backend's own:
-here, the CPU letterbox into a host buffer and `infer`; TensorRT overrides `_run` with its CUDA
-kernel, enqueue and download. `infer(host_input)` stays the host-to-host call for tests and
-benchmarks of the model alone; it leaves its timings in `last_timings`.
+here, the CPU letterbox into a host buffer and `infer`; TensorRT overrides `_run_frames` with its
+CUDA kernel writing each frame into its batch slot, enqueue and download. `infer(host_input)`
+stays the host-to-host call for tests and benchmarks of the model alone; it leaves its timings in
+`last_timings`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Backend:
     info: ModelInfo
     input: TensorSpec
     output: TensorSpec
+    max_batch: Optional[int] = None  # most frames per call on a dynamic batch axis (None: any)
 
     def __init__(self) -> None:
         self.last_timings: Dict[str, float] = {}
@@ -57,25 +59,33 @@ class Backend:
 
     def run_batch(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
         """Several frames at once (one per camera): heatmaps [N, C, H/4, W/4], one letterbox each,
-        the stage times of the whole batch. One model call where the input's batch axis allows N;
-        frame by frame otherwise."""
-        batch = self.input.shape[0]
+        the stage times of the whole batch. One model call per `max_batch` frames where the input's
+        batch axis is dynamic, one for exactly the fixed batch, frame by frame otherwise."""
+        size = self.call_size(len(frames))
         with self._run_lock:
-            if len(frames) == 1 or (isinstance(batch, int) and batch != len(frames)):
-                results = [self._run(frame) for frame in frames]
-                times: StageTimes = {}
-                for _, _, t in results:
-                    for key, value in t.items():
-                        times[key] = times.get(key, 0.0) + value
-                return np.stack([r[0] for r in results]), [r[1] for r in results], times
-            return self._run_host(frames)
+            parts = [self._run_frames(frames[i : i + size]) for i in range(0, len(frames), size)]
+        if len(parts) == 1:
+            return parts[0]
+        times: StageTimes = {}
+        for _, _, t in parts:
+            for key, value in t.items():
+                times[key] = times.get(key, 0.0) + value
+        return np.concatenate([p[0] for p in parts]), [lb for p in parts for lb in p[1]], times
+
+    def call_size(self, frames: int) -> int:
+        """How many of `frames` frames one model call takes."""
+        batch = self.input.shape[0]
+        if isinstance(batch, int):
+            return frames if frames == batch else 1
+        return max(1, min(frames, self.max_batch or frames))
 
     def _run(self, frame: np.ndarray) -> Tuple[np.ndarray, Letterbox, StageTimes]:
-        heatmaps, (lb,), times = self._run_host([frame])
+        heatmaps, (lb,), times = self._run_frames([frame])
         return heatmaps[0], lb, times
 
-    def _run_host(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
-        """CPU letterbox of each frame into its slot of a host buffer, then one `infer`."""
+    def _run_frames(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
+        """One model call on these frames: the CPU letterbox of each into its slot of a host
+        buffer, then `infer` (GPU backends override this with their device path)."""
         from edge.preprocess import CpuPreprocessor
 
         if self._host_pre is None:

@@ -1,21 +1,23 @@
 """TensorRT backend: one engine, buffers made once, name-based I/O from TensorRT 8.5 to 11.
 
 Only the API present in every supported version is used: `num_io_tensors`, `get_tensor_name`,
-`get_tensor_mode`, `get_tensor_shape`, `get_tensor_dtype`, `set_input_shape`,
-`set_tensor_address`, `execute_async_v3` (the binding-index API is gone in TensorRT 10).
-The engine's `.json` sidecar is checked before deserialising (TensorRT version, GPU, compute
-capability). Device input/output buffers and a pinned host output are allocated once and bound
-once. `run(frame)`, the pipeline's call, keeps the whole device path here: the fused letterbox
-kernel uploads the frame and writes straight into the input binding, `enqueue` runs the engine,
-the heatmaps come back into pinned memory, all on one stream, timed with CUDA events. `infer` is
-the host-to-host call around the same engine. Teardown frees in the order TensorRT needs:
-context, engine, runtime, then buffers.
+`get_tensor_mode`, `get_tensor_shape`, `get_tensor_dtype`, `get_tensor_profile_shape`,
+`set_input_shape`, `set_tensor_address`, `execute_async_v3` (the binding-index API is gone in
+TensorRT 10). The engine's `.json` sidecar is checked before deserialising (TensorRT version, GPU,
+compute capability). Device input/output buffers and a pinned host output are allocated once, for
+the engine's batch or its profile's largest (`bkpose-build --max-batch`), and bound once; a
+dynamic engine's input shape is set again only when a call's batch differs from the last.
+`run(frame)` and `run_batch(frames)`, the pipeline's calls, keep the whole device path here: the
+fused letterbox kernel uploads each frame and writes it straight into its slot of the input
+binding, `enqueue` runs the engine, the heatmaps come back into pinned memory, all on one stream,
+timed with CUDA events. `infer` is the host-to-host call around the same engine. Teardown frees in
+the order TensorRT needs: context, engine, runtime, then buffers.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -103,24 +105,43 @@ class TensorRTBackend(Backend):
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{self.path}: expected one input and one output, found {inputs} and {outputs}")
         in_name, out_name = inputs[0], outputs[0]
-        in_shape = dims_tuple(engine.get_tensor_shape(in_name))
-        check_engine_input(self.sidecar, in_shape, self.path)
-        if in_shape[0] == -1:  # dynamic batch: fix it for this context
-            in_shape = (batch, *in_shape[1:])
-            if not self.context.set_input_shape(in_name, in_shape):
-                raise ModelError(f"{self.path}: batch {batch} is outside the engine's optimisation profile")
-        out_shape = dims_tuple(self.context.get_tensor_shape(out_name))
+        engine_shape = dims_tuple(engine.get_tensor_shape(in_name))
+        check_engine_input(self.sidecar, engine_shape, self.path)
+        self._dynamic = engine_shape[0] == -1
+        rows = engine_shape[0]
+        if self._dynamic:  # buffers for the profile's largest batch; each call sets its own
+            rows = self.max_batch = dims_tuple(engine.get_tensor_profile_shape(in_name, 0)[2])[0]
+            if not 1 <= batch <= rows:
+                raise ModelError(f"{self.path}: batch {batch} is outside the engine's profile 1..{rows}")
+        self._batch = 0
+        self.input_name, self.output_name = in_name, out_name
         in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
         out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
-        self.input = TensorSpec(in_name, in_shape, in_dtype)
-        self.output = TensorSpec(out_name, out_shape, out_dtype)
-        self.input_buffer = self.device.alloc(int(np.prod(in_shape)) * in_dtype.itemsize)
-        self.output_buffer = self.device.alloc(int(np.prod(out_shape)) * out_dtype.itemsize)
-        self.host_input = self.device.pinned(in_shape, in_dtype)
-        self.host_output = self.device.pinned(out_shape, out_dtype)
+        axis0: Any = "batch" if self._dynamic else rows
+        self.input = TensorSpec(in_name, (axis0, *engine_shape[1:]), in_dtype)
+        self._set_batch(batch if self._dynamic else rows)
+        out_shape = dims_tuple(self.context.get_tensor_shape(out_name))
+        self.output = TensorSpec(out_name, (axis0, *out_shape[1:]), out_dtype)
+        full_in, full_out = (rows, *engine_shape[1:]), (rows, *out_shape[1:])
+        self.input_buffer = self.device.alloc(int(np.prod(full_in)) * in_dtype.itemsize)
+        self.output_buffer = self.device.alloc(int(np.prod(full_out)) * out_dtype.itemsize)
+        self.host_input = self.device.pinned(full_in, in_dtype)
+        self.host_output = self.device.pinned(full_out, out_dtype)
         for name, buffer in ((in_name, self.input_buffer), (out_name, self.output_buffer)):
             if not self.context.set_tensor_address(name, buffer.ptr):
                 raise ModelError(f"{self.path}: TensorRT refused the address of {name}")
+
+    def _set_batch(self, batch: int) -> None:
+        """Make the next call take `batch` frames (a dynamic engine's input shape, set only when it
+        changes; a fixed engine always runs its own batch)."""
+        if batch == self._batch or (not self._dynamic and self._batch):
+            return
+        shape = (batch, *self.input.shape[1:])
+        if self._dynamic and not self.context.set_input_shape(self.input_name, shape):
+            raise ModelError(
+                f"{self.path}: batch {batch} is outside the engine's profile 1..{self.max_batch}"
+            )
+        self._batch = batch
 
     @property
     def input_ptr(self) -> int:
@@ -133,14 +154,16 @@ class TensorRTBackend(Backend):
         if not self.context.execute_async_v3(stream.handle):
             raise ModelError(f"{self.path}: TensorRT execution failed (see the TensorRT log above)")
 
-    def _run(self, frame: np.ndarray) -> Tuple[np.ndarray, Letterbox, StageTimes]:
-        """Kernel -> engine -> pinned output on one stream; CUDA events time each part."""
+    def _run_frames(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
+        """Kernel (each frame into its batch slot) -> engine -> pinned output on one stream; CUDA
+        events time each part. `run_batch` hands at most `max_batch` frames to one call."""
         assert self.preprocessor is not None
         stream = self.stream
         t0 = time.perf_counter()
         with self.device.active():
+            self._set_batch(len(frames))
             self.start.record(stream)
-            lb = self.preprocessor(frame, self.input_ptr, stream)
+            boxes = [self.preprocessor(frame, self.input_ptr, stream, i) for i, frame in enumerate(frames)]
             self.after_upload.record(stream)
             t1 = time.perf_counter()
             self.enqueue(stream)
@@ -148,12 +171,12 @@ class TensorRTBackend(Backend):
             host = self.download(stream)
             self.end.record(stream)
             stream.synchronize()
-            heatmaps = np.array(host[0])  # the pinned buffer is reused by the next frame
+            heatmaps = np.array(host[: len(frames)])  # the pinned buffer is reused by the next call
             gpu = self.stage_times()
         t2 = time.perf_counter()
         return (
             heatmaps,
-            lb,
+            boxes,
             {
                 stages.PREPROCESS: (t1 - t0) * 1e3,
                 stages.INFER: (t2 - t1) * 1e3,
@@ -169,17 +192,22 @@ class TensorRTBackend(Backend):
 
     def download(self, stream: Optional[Any] = None) -> np.ndarray:
         """Queue the output copy into pinned host memory; valid once `stream` synchronises."""
-        self.device.download(self.host_output, self.output_buffer, stream or self.stream)
-        return self.host_output
+        rows = self.host_output[: self._batch]
+        self.device.download(rows, self.output_buffer, stream or self.stream)
+        return rows
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         """Host input to host heatmaps, with GPU stage times from CUDA events."""
         x = self.check_input(image)
+        if self._dynamic and not 1 <= len(x) <= (self.max_batch or 0):
+            raise ValueError(f"{self.path}: {len(x)} frames; the engine's profile takes 1..{self.max_batch}")
         with self.device.active():
             host_start = time.perf_counter()
-            np.copyto(self.host_input, x)
+            self._set_batch(len(x))
+            rows = self.host_input[: len(x)]
+            np.copyto(rows, x)
             self.start.record(self.stream)
-            self.device.upload(self.input_buffer, self.host_input, self.stream)
+            self.device.upload(self.input_buffer, rows, self.stream)
             self.after_upload.record(self.stream)
             self.enqueue(self.stream)
             self.after_infer.record(self.stream)
@@ -188,7 +216,7 @@ class TensorRTBackend(Backend):
             self.end.synchronize()
             self.last_timings = self.stage_times()
             self.last_timings["infer_host_ms"] = (time.perf_counter() - host_start) * 1e3
-        return np.array(self.host_output)
+        return np.array(self.host_output[: len(x)])
 
     def stage_times(self) -> Dict[str, float]:
         return {
