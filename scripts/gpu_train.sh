@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On a lent GPU (run by the device tool from the repository root, .gpu carried; see gpu_prepare.sh):
 # resume the committed run, train with AMP for MINUTES, write the state, the ledger and fp16 best
-# weights to $OUT, then run the cuda tests. Afterwards, here: copy $OUT's compact.pth and
-# log.jsonl into the run folder and commit them.
+# weights to $OUT, time the model at batch 1, 2, 4 and 8, then run the cuda tests. Afterwards,
+# here: copy $OUT's compact.pth and log.jsonl into the run folder and commit them.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:/tmp/site"
 minutes="${MINUTES:-8}"
@@ -26,5 +26,7 @@ state = torch.load(best, weights_only=True)
 torch.save({"model": weights_fp16(state["model"]), "input_size": state["args"]["input_size"],
             "epoch": state["epoch"], "best_ap": state["best_ap"]}, os.path.join(os.environ["OUT"], "best-fp16.pth"))
 PY
+python3 -m benchmarks.batch_throughput --device cuda --input-size "$size" --out "$OUT/batch_throughput.json" \
+    2>&1 | tee "$OUT/batch_throughput.txt"  # issue 19: batch 1/2/4/8, PyTorch FP16 as the stand-in
 python3 -m pip install -q --no-index --find-links .gpu/sdist --target /tmp/site pycuda \
     && python3 -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda_preprocess.py 2>&1 | tee "$OUT/cuda-tests.txt"
