@@ -14,7 +14,9 @@ from benchmarks.bench_runs import STAGES
 def print_run(run: Dict[str, Any]) -> None:
     backend = run["backend"]
     where = "GPU" if backend["on_gpu"] else "CPU"
-    print(f"\n{os.path.basename(run['model'])}: {backend['backend']} on {where}, {run['precision']}, "
+    computes = backend.get("inference_precision")  # OpenVINO's: what the file holds is not what runs
+    precision = run["precision"] + (f" file computed in {computes}" if computes else "")
+    print(f"\n{os.path.basename(run['model'])}: {backend['backend']} on {where}, {precision}, "
           f"{run['mode']}, {run['frames']} frames of {run['source']}")  # fmt: skip
     if not backend.get("trained", True):
         print("model         UNTRAINED (random weights): speed numbers only, its poses are not people")

@@ -80,7 +80,7 @@ def fidelity(rows: List[Dict[str, Any]], args: argparse.Namespace) -> None:
     images = [im for im in coco["images"] if os.path.exists(os.path.join(args.images, im["file_name"]))]
     reference: List[Any] = []
     for row in rows:
-        options = {"precision": row["ov"]} if row["backend"] == "openvino" else {}
+        options = {"ov_precision": row["ov"]}
         results, poses = [], []
         with PoseEstimator(row["model"], device="cpu", threads=args.threads, backend=row["backend"],
                            backend_options=options) as estimator:  # fmt: skip

@@ -1,7 +1,8 @@
 """Letterbox preprocessing time: CPU reference versus the fused CUDA kernel, per frame size.
 
 For 640x480, 1280x720, 1920x1080 and 3840x2160 random BGR frames into a 512x512 float32 input:
-  cpu            CpuPreprocessor (Numba, one thread), reused output buffer
+  cpu            CpuPreprocessor's default: OpenCV resize + numpy normalisation, reused buffer
+  cpu_exact      its exact path (Numba, one thread), the definition the GPU kernel matches
   gpu_upload     CUDA events around pinned-host-to-device upload + kernel (what a host frame costs)
   gpu_kernel     CUDA events around the kernel alone (frame already on the device)
 plus the memory-bandwidth floor of the kernel: the bytes it must read (the source pixels its
@@ -35,8 +36,8 @@ def bytes_touched(width: int, height: int, info: ModelInfo, out_itemsize: int) -
     return cols * rows * 3 + 3 * info.input_width * info.input_height * out_itemsize
 
 
-def time_cpu(frame: np.ndarray, iterations: int) -> Dict[str, float]:
-    pre = CpuPreprocessor()
+def time_cpu(frame: np.ndarray, iterations: int, exact: bool = False) -> Dict[str, float]:
+    pre = CpuPreprocessor(exact=exact)
     out = pre.new_input()
     pre(frame, out)  # compile / warm
     samples = []
@@ -122,7 +123,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     rows = []
     for w, h in SIZES:
         frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        row: Dict[str, Any] = {"width": w, "height": h, "cpu": time_cpu(frame, args.iterations)}
+        row: Dict[str, Any] = {"width": w, "height": h, "cpu": time_cpu(frame, args.iterations),
+                               "cpu_exact": time_cpu(frame, args.iterations, exact=True)}  # fmt: skip
         nbytes = bytes_touched(w, h, info, np.dtype(dtype).itemsize)
         row["kernel_bytes"] = nbytes
         if device is not None:
@@ -137,11 +139,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         print(f"GPU: not measured ({why})")
     else:
         print(f"GPU: {device.name}, copy bandwidth {bandwidth / 1e9:.0f} GB/s (device-to-device, measured)")
-    columns = ("cpu", "gpu upload+kernel", "gpu kernel", "floor", "x floor", "speedup")
-    widths = (16, 20, 16, 8, 8, 8)
+    columns = ("cpu", "cpu exact", "gpu upload+kernel", "gpu kernel", "floor", "x floor", "speedup")
+    widths = (16, 16, 20, 16, 8, 8, 8)
     print(f"{'frame':>10} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
     for r in rows:
         cpu = f"{r['cpu']['median']:.3f} ({r['cpu']['p90']:.3f})"
+        cpu += f" {r['cpu_exact']['median']:>8.3f} ({r['cpu_exact']['p90']:.3f})"
         if "gpu_kernel" in r:
             up = f"{r['gpu_upload']['median']:.3f} ({r['gpu_upload']['p90']:.3f})"
             k = f"{r['gpu_kernel']['median']:.4f} ({r['gpu_kernel']['p90']:.4f})"
@@ -149,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             tail = f"{up:>20} {k:>16} {r['floor_ms']:>8.4f} {ratio:>8.2f} {speedup:>7.1f}x"
         else:
             tail = f"{'-':>20} {'-':>16} {'-':>8} {'-':>8} {'-':>8}"
-        print(f"{r['width']:>5}x{r['height']:<4} {cpu:>16} {tail}")
+        print(f"{r['width']:>5}x{r['height']:<4} {cpu:>33} {tail}")
     payload = {
         "benchmark": "preprocess",
         "environment": environment(),

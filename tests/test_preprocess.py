@@ -6,39 +6,44 @@ import pytest
 
 from edge.errors import FrameError
 from edge.modelinfo import ModelInfo
-from edge.preprocess import CpuPreprocessor, cv2_reference, preprocess, validate_frame
+from edge.preprocess import CpuPreprocessor, preprocess, validate_frame
 
 GREY_LEVEL = 1.0 / 255.0
 
 
-def test_matches_opencv_resize_on_real_photos(shared_data):
-    pre = CpuPreprocessor()
+def test_opencv_path_is_within_a_grey_level_of_the_exact_one_on_real_photos(shared_data):
+    fast, exact = CpuPreprocessor(), CpuPreprocessor(exact=True)
+    assert not fast.exact and exact.exact
     photos = sorted((shared_data / "images" / "coco_train2017_mini").glob("*.jpg"))[:8]
     assert photos
     for path in photos:
         frame = cv2.imread(str(path))
-        out, lb = pre(frame)
-        assert out.shape == (1, 3, 512, 512) and out.dtype == np.float32
+        out, lb = fast(frame)
+        reference, reference_lb = exact(frame)
+        assert out.shape == (1, 3, 512, 512) and out.dtype == np.float32 and lb == reference_lb
         # OpenCV rounds to uint8 with 11-bit fixed-point weights: at most one grey level apart
-        assert np.abs(out - cv2_reference(frame)).max() <= GREY_LEVEL
+        difference = np.abs(out - reference)
+        assert difference.max() <= GREY_LEVEL and difference.max() > 0  # two paths, not one
         assert max(lb.resized_w, lb.resized_h) == 512
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (7, 13), (511, 513), (600, 1000), (2000, 37), (512, 512)])
 @pytest.mark.parametrize("align", ["top-left", "center"])
-def test_matches_opencv_on_random_frames_of_any_size(shape, align):
+def test_both_paths_agree_on_random_frames_of_any_size(shape, align):
     info = ModelInfo(letterbox_align=align)
     frame = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
-    out, lb = preprocess(frame, info)
-    assert np.abs(out - cv2_reference(frame, info)).max() <= GREY_LEVEL
+    out, lb = preprocess(frame, info, exact=True)
+    fast, fast_lb = preprocess(frame, info)
+    assert fast_lb == lb and np.abs(out - fast).max() <= GREY_LEVEL
     # padding carries the model's pad value, normalised
     pad = np.float32(128.0 / 255.0)
-    if lb.resized_h < 512:
-        row = 511 if align == "top-left" else 0
-        assert np.all(out[0, :, row, :] == pad)
-    if lb.resized_w < 512:
-        col = 511 if align == "top-left" else 0
-        assert np.all(out[0, :, :, col] == pad)
+    for image in (out, fast):
+        if lb.resized_h < 512:
+            row = 511 if align == "top-left" else 0
+            assert np.all(image[0, :, row, :] == pad)
+        if lb.resized_w < 512:
+            col = 511 if align == "top-left" else 0
+            assert np.all(image[0, :, :, col] == pad)
 
 
 def test_same_size_frame_is_copied_exactly_and_channels_follow_the_model():

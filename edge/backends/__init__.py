@@ -37,10 +37,13 @@ def _openvino_fits(device: str) -> bool:
     return True
 
 
-def open_backend(path: str, device: str = "auto", backend: str = "auto", **options: Any) -> Backend:
+def open_backend(
+    path: str, device: str = "auto", backend: str = "auto", ov_precision: str = "f32", **options: Any
+) -> Backend:
     """Open `path` with the backend its suffix names, or `backend` for an .onnx file ("ort",
-    "openvino"; "auto": OpenVINO in f32 where it is installed and the model is to run on the CPU,
-    else ONNX Runtime). `device`: "cpu", "cuda" or "auto"."""
+    "openvino"; "auto": OpenVINO where it is installed and the model is to run on the CPU, else
+    ONNX Runtime). `device`: "cpu", "cuda" or "auto". `ov_precision`: OpenVINO's inference
+    precision whenever OpenVINO opens the file, by name or through "auto"."""
     if not os.path.isfile(path):
         raise ModelError(f"{path}: model file not found")
     if backend not in BACKENDS:
@@ -51,7 +54,7 @@ def open_backend(path: str, device: str = "auto", backend: str = "auto", **optio
     if suffix == ".onnx" and (backend == "openvino" or (backend == "auto" and _openvino_fits(device))):
         from edge.backends.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(path, device="cpu", **options)
+        return OpenVinoBackend(path, device="cpu", precision=ov_precision, **options)
     if suffix == ".onnx":
         from edge.backends.ort import OrtBackend
 
