@@ -32,11 +32,11 @@ def test_f32_matches_onnx_runtime_with_the_same_metadata(onnx_model, tmp_path):
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16")
-def test_bf16_runs_in_bf16(onnx_model, tmp_path):
+def test_bf16_runs_in_bf16_also_when_auto_picks_openvino(onnx_model, tmp_path):
     with open_backend(
-        onnx_model, device="cpu", backend="openvino", ov_precision="bf16", cache_dir=str(tmp_path)
+        onnx_model, device="cpu", backend="auto", ov_precision="bf16", cache_dir=str(tmp_path)
     ) as b:
-        assert "bf16" in b.describe()["inference_precision"]
+        assert isinstance(b, OpenVinoBackend) and "bf16" in b.describe()["inference_precision"]
         y = b.infer(np.full((1, 3, 512, 512), 0.5, np.float32))
         assert y.shape == (1, 50, 128, 128) and np.isfinite(y).all()
 
