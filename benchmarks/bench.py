@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, Optional, Sequence
 
 from benchmarks.bench_accuracy import accuracy
-from benchmarks.bench_models import default_model, variants
+from benchmarks.bench_models import default_model, variants, with_ov_precision
 from benchmarks.bench_report import compare, print_run, print_stamp
 from benchmarks.bench_runs import bench_model
 from benchmarks.bench_streams import print_streams, run_streams
@@ -61,7 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--streams", type=at_least(1, int), default=1,
                    help="N copies of the source as N streams in one process (batched)")  # fmt: skip
     p.add_argument("--batch", default="auto", help="--streams: frames per inference call, N or auto")
-    p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8)")
+    p.add_argument("--precision", help="comma list: sweep the variants next to --model (e.g. fp32,fp16,int8; "
+                                       "bf16: the FP32 file computed in bf16 by OpenVINO)")  # fmt: skip
     add_backend_options(p)
     p.add_argument("--json", default=str(RESULTS_DIR / "bench.json"), help="where to write the JSON result")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two results side by side")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
     stamp = device_stamp()
     model = args.model or default_model()
     print(f"bkpose-bench: model {model}" + ("" if args.model else " (picked automatically)"))
-    models = variants(model, args.precision)
+    models = variants(model, args.precision, args.backend)
     if not models:
         raise UsageError("no model variant to run")
     command = ["bkpose-bench", *(redact(a) for a in (sys.argv[1:] if argv is None else argv))]
@@ -133,9 +134,9 @@ def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> int:
                     print(f"bkpose-bench: FAIL: AP drop {worst:.3f} > {args.max_ap_drop}", file=sys.stderr)
                     exit_code = 1
         else:
-            for path in models:
+            for entry in models:
                 measure = run_streams if args.streams > 1 else None
-                run = bench_model(path, args, stop, measure)
+                run = bench_model(entry.path, with_ov_precision(args, entry), stop, measure)
                 payload["runs"].append(run)
                 print_run(run)
                 if "streams" in run:

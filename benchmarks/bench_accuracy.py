@@ -8,10 +8,11 @@ import os
 import sys
 from typing import Any, Dict, List
 
+from benchmarks.bench_models import ModelRun, with_ov_precision
 from benchmarks.common import UsageError
 
 
-def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
+def accuracy(models: List[ModelRun], args: argparse.Namespace) -> Dict[str, Any]:
     """COCO keypoint AP of every precision variant and its OKS agreement with the FP32 poses."""
     import cv2
 
@@ -28,8 +29,9 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
     poses_of: Dict[str, List[Any]] = {}
     from tqdm import tqdm
 
-    for path in models:
-        with PoseEstimator(path, **backend_choice(args)) as estimator:
+    for entry in models:
+        path = entry.path
+        with PoseEstimator(path, **backend_choice(with_ov_precision(args, entry))) as estimator:
             estimator.warmup()
             results, poses = [], []
             name = os.path.basename(path)
@@ -38,7 +40,7 @@ def accuracy(models: List[str], args: argparse.Namespace) -> Dict[str, Any]:
                 found = estimator(frame)
                 poses.append(found)
                 results.extend(found.to_coco_results(image["id"]))
-            precision = estimator.info.precision
+            precision = entry.label or estimator.info.precision
         per_model[precision] = {
             "model": os.path.abspath(path),
             "coco": coco_keypoint_scores(coco, results, [i["id"] for i in images]),

@@ -11,6 +11,7 @@ jsonschema = pytest.importorskip("jsonschema")
 
 from benchmarks import bench, bench_report, bench_runs  # noqa: E402
 from benchmarks import device_stamp as ds  # noqa: E402
+from benchmarks.bench_models import bf16_unavailable  # noqa: E402
 from benchmarks.common import time_stats  # noqa: E402
 from edge.backends.openvino import openvino_available  # noqa: E402
 
@@ -73,11 +74,15 @@ def test_sequential_mode_and_precision_sweep(default_run, tmp_path):
     model = result["runs"][0]["model"]
     out = tmp_path / "seq.json"
     code = bench.main(["--model", model, "--mode", "sequential", "--frames", "5", "--warmup", "0",
-                       "--precision", "fp32,int8", "--threads", "1", "--json", str(out)])  # fmt: skip
+                       "--precision", "fp32,int8,bf16", "--threads", "1", "--json", str(out)])  # fmt: skip
     assert code == 0
     data = json.loads(out.read_text())
     jsonschema.validate(data, SCHEMA)
-    assert [r["precision"] for r in data["runs"]] == ["fp32"]  # no int8 file next to it: skipped, said so
+    bf16 = bf16_unavailable("auto") is None  # OpenVINO's bf16 compute of the FP32 file
+    # no int8 file next to it: skipped, said so
+    assert [r["precision"] for r in data["runs"]] == ["fp32"] + (["fp32"] if bf16 else [])
+    if bf16:
+        assert [r["backend"]["inference_precision"] for r in data["runs"]] == ["f32", "bf16"]
     assert data["runs"][0]["mode"] == "sequential" and data["runs"][0]["frames"] == 5
 
 
@@ -181,7 +186,7 @@ def two_precisions(model_files):
 def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_data, tmp_path, capsys):
     mini = shared_data / "images" / "coco_train2017_mini"
     args = ["--model", two_precisions, "--accuracy", "--annotations", str(mini / "person_keypoints.json"),
-            "--images", str(mini), "--precision", "fp32,fp16", "--threads", "1"]  # fmt: skip
+            "--images", str(mini), "--precision", "fp32,fp16,bf16", "--threads", "1"]  # fmt: skip
     code = bench.main([*args, "--max-ap-drop", "1.0", "--json", str(tmp_path / "acc.json")])
     assert code == 0
     assert "28/28" in capsys.readouterr().err  # a progress bar per variant, not minutes of silence
@@ -189,7 +194,8 @@ def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_da
     jsonschema.validate(data, SCHEMA)
     acc = data["accuracy"]
     assert acc["images"] == 28 and acc["reference"] == "fp32"
-    assert set(acc["by_precision"]) == {"fp32", "fp16"}
+    bf16 = {"bf16"} if bf16_unavailable("auto") is None else set()
+    assert set(acc["by_precision"]) == {"fp32", "fp16"} | bf16
     assert acc["by_precision"]["fp32"]["ap_drop"] == 0.0
     assert acc["by_precision"]["fp16"]["agreement_with_fp32"]["reference_people"] >= 0
     assert bench.main([*args, "--max-ap-drop", "-1", "--json", str(tmp_path / "gate.json")]) == 1
