@@ -119,9 +119,10 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: 
         raise CheckpointError(f"{path} does not fit BK-Pose: " + "; ".join(problems))
 
 
-def trained_input_size(obj: Any) -> Optional[int]:
-    """The square input size a checkpoint was trained at: `input_size` at the top (shipped
-    weights) or in the trainer's `args` (bkpose-train checkpoints); None when it does not say."""
+def checkpoint_input_size(obj: Any) -> Optional[int]:
+    """The square input size to export a checkpoint at: `input_size` at the top (shipped weights:
+    the trained size unless shipping chose another) or the trainer's `args` (bkpose-train
+    checkpoints: the trained size); None when it does not say."""
     if not isinstance(obj, Mapping):
         return None
     size = obj.get("input_size")

@@ -163,14 +163,14 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
 
     from edge.preprocess import CpuPreprocessor
     from edge.sources import synthetic_frame
-    from export.checkpoint import load_checkpoint, read_checkpoint, trained_input_size
+    from export.checkpoint import checkpoint_input_size, load_checkpoint, read_checkpoint
     from export.model import BKPose, init_random
 
     torch.manual_seed(args.seed)
     model = BKPose()
     size = args.input_size
     if size is None and args.checkpoint:
-        size = trained_input_size(read_checkpoint(args.checkpoint))  # export at the trained size
+        size = checkpoint_input_size(read_checkpoint(args.checkpoint))  # the trained (or shipped) size
     size = size or ModelInfo().input_width
     base = ModelInfo(
         input_width=size,

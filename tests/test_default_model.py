@@ -10,17 +10,17 @@ torch = pytest.importorskip("torch")
 from edge.default_model import default_onnx  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.modelinfo import ModelInfo  # noqa: E402
-from export.checkpoint import read_checkpoint, trained_input_size  # noqa: E402
+from export.checkpoint import checkpoint_input_size, read_checkpoint  # noqa: E402
 from export.model import BKPose  # noqa: E402
 from train.ship import shipped  # noqa: E402
 
 
-def write_weights(path, seed):
+def write_weights(path, seed, input_size=None):
     """What `python -m train.ship` writes for a (here untrained) run at input 128."""
     torch.manual_seed(seed)
     state = {"model": BKPose().state_dict(), "args": {"input_size": 128}, "epoch": 3, "step": 30}
     state["best_ap"] = 0.25
-    torch.save(shipped(state), path)
+    torch.save(shipped(state, input_size), path)
 
 
 def manifest_info(onnx):
@@ -33,9 +33,22 @@ def test_shipped_weights_are_fp16_and_keep_the_trained_size(tmp_path):
     path = tmp_path / "w.pth"
     write_weights(path, seed=1)
     loaded = read_checkpoint(str(path))
-    assert trained_input_size(loaded) == 128 and loaded["epoch"] == 3
+    assert checkpoint_input_size(loaded) == 128 and loaded["epoch"] == 3
     floats = [t for t in loaded["state_dict"].values() if t.is_floating_point()]
     assert floats and all(t.dtype == torch.float16 for t in floats)
+
+
+def test_weights_shipped_for_another_size_export_at_it(tmp_path, monkeypatch):
+    """The network is fully convolutional: weights trained at 128 can ship to run at 192."""
+    weights = tmp_path / "bkpose-test-128.pth"
+    write_weights(weights, seed=1, input_size=192)
+    loaded = read_checkpoint(str(weights))
+    assert checkpoint_input_size(loaded) == 192 and loaded["trained_input_size"] == 128
+    monkeypatch.setenv("BKPOSE_CHECKPOINT", str(weights))
+    monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path / "engines"))
+    assert manifest_info(default_onnx()).input_width == 192
+    with pytest.raises(ValueError, match="multiple of 64"):
+        shipped({"model": {}, "args": {"input_size": 128}, "epoch": 1, "step": 1}, 200)
 
 
 def test_trained_default_is_exported_once_and_again_when_the_weights_change(tmp_path, monkeypatch):
