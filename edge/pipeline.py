@@ -132,9 +132,9 @@ class PoseEstimator:
     def choose_batch(self, streams: int, frame_size: Tuple[int, int] = (1280, 720), repeats: int = 3) -> int:
         """The batch that pays for `streams` cameras on this backend: 1 where the model's batch
         axis is fixed, else the size among 1, 2, 4, ... <= `streams` (and the backend's
-        `max_batch`) with the least time per frame
-        over `repeats` timed `run_batch` calls (a batch does not pay on a 2-core CPU; it does on a
-        GPU). Returns the sizes' ms per frame in `self.batch_trials`."""
+        `max_batch`) with the least time per frame over `repeats` timed `run_batch` calls (a batch
+        does not pay on a 2-core CPU; it does on a GPU). Returns the sizes' ms per frame in
+        `self.batch_trials`."""
         self.batch_trials: Dict[int, float] = {}
         if isinstance(self.backend.input.shape[0], int) or streams <= 1:
             return 1
