@@ -1,11 +1,13 @@
-"""A trained checkpoint's numbers for its model card: export at the trained input size to FP32,
-FP16 and INT8 Q/DQ (calibrated on training photos), then COCO keypoint AP of each on dev538
-through the runtime path (ONNX Runtime, the Numba decoder, pycocotools) and the mean OKS
-agreement of FP16 and INT8 with FP32. If INT8 misses the bar (at most 1 AP point lost, mean OKS
-agreement >= 0.95), the layers whose quantization hurts most (`export.int8_sensitivity`) are kept
-in float, more in turn, and every graph tried is reported.
+"""A trained checkpoint's numbers for its model card: export at the checkpoint's input size (the
+trained one, or the one shipped weights name) to FP32, FP16 and INT8 Q/DQ (calibrated on training
+photos), then COCO keypoint AP of each on dev538 through the runtime path (ONNX Runtime, named:
+not OpenVINO even where installed; the Numba decoder; pycocotools) and the mean OKS agreement of
+FP16 and INT8 with FP32. If INT8 misses the bar (at most 1 AP point lost, mean OKS agreement >=
+0.95), the layers whose quantization hurts most (`export.int8_sensitivity`) are kept in float,
+more in turn, and every graph tried is reported.
 
-    python -m benchmarks.model_report --checkpoint models/run-coco2k-256/best.pth [--calib-limit 300]
+    python -m benchmarks.model_report --checkpoint models/bkpose-coco2k-256.pth [--calib-limit 300]
+        [--calib-method minmax|entropy|percentile]
 
 Writes the exported files to `--out`, the JSON to `results/model_report.json`, and prints the
 Markdown table the card holds.
@@ -52,6 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", type=Path, default=Path("engines"))
     p.add_argument("--calib-images", type=Path, default=TRAIN_IMAGES)
     p.add_argument("--calib-limit", type=int, default=300)
+    p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax")
     p.add_argument("--annotations", type=Path, default=DEV538_ANNOTATIONS)
     p.add_argument("--images", type=Path, default=DEV538_IMAGES)
     p.add_argument("--threads", type=int, default=0)
@@ -104,7 +107,8 @@ def measure(args: argparse.Namespace, name: str, export_options: List[str]) -> O
 
     exported = export_cli.main(
         ["--checkpoint", args.checkpoint, "--out", str(args.out), "--name", name, "--int8",
-         "--calib-images", str(args.calib_images), "--calib-limit", str(args.calib_limit), *export_options]
+         "--calib-images", str(args.calib_images), "--calib-limit", str(args.calib_limit),
+         "--calib-method", args.calib_method, *export_options]
     )  # fmt: skip
     if exported != 0:
         return None
@@ -112,7 +116,7 @@ def measure(args: argparse.Namespace, name: str, export_options: List[str]) -> O
     code = bench.main(
         ["--model", str(args.out / f"{name}.fp32.onnx"), "--accuracy", "--annotations", str(args.annotations),
          "--images", str(args.images), "--precision", "fp32,fp16,int8", "--threads", str(args.threads),
-         "--json", str(accuracy_json)]
+         "--backend", "ort", "--json", str(accuracy_json)]
     )  # fmt: skip
     if code not in (0, 1):
         return None
