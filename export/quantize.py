@@ -4,7 +4,11 @@
 QDQ format, signed INT8 activations and weights, symmetric (zero points 0), per-channel weights
 (output-channel axis), Q->DQ pairs kept on FP32 weights, opset unchanged (17). Calibration frames
 go through the runtime's own letterbox preprocessing, so calibration sees exactly what inference
-will.
+will. The model's output stays float: the last convolution takes INT8 inputs but its heatmaps are
+not quantized again (one INT8 step over the output's range is about 0.01, enough noise to lift
+background responses over the decoder's peak threshold: measured on the epoch-24 model over 100
+dev538 photos, INT8 found 998 people with the output quantized and 593 without, against 476 in
+FP32; AP 0.014 and 0.020 against FP32's 0.025).
 """
 
 from __future__ import annotations
@@ -116,6 +120,27 @@ def quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
+def unquantize_outputs(graph: Any) -> int:
+    """Drop the Q->DQ pair in front of each graph output, so the producing node writes the output
+    in float; returns how many were dropped."""
+    producer = {name: node for node in graph.node for name in node.output}
+    dropped = 0
+    for output in graph.output:
+        dq = producer.get(output.name)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in producer:
+            continue
+        source = producer[q.input[0]]
+        source.output[list(source.output).index(q.input[0])] = output.name
+        graph.node.remove(dq)
+        graph.node.remove(q)
+        unused = {*q.input[1:], *dq.input[1:]} - {name for node in graph.node for name in node.input}
+        for init in [i for i in graph.initializer if i.name in unused]:
+            graph.initializer.remove(init)
+        dropped += 1
+    return dropped
+
+
 def quantize_qdq(
     fp32_path: str,
     path: str,
@@ -176,6 +201,7 @@ def quantize_qdq(
             os.remove(tmp)
     if reader.inner.count == 0:
         raise CalibrationError("no calibration image could be decoded")
+    unquantize_outputs(proto.graph)
     sort_nodes(proto.graph)
     set_metadata(proto, info.with_precision("int8"))
     proto.producer_name = "bkpose-export"

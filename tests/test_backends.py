@@ -95,6 +95,10 @@ def test_int8_file_is_symmetric_qdq_that_tensorrt85_parses(exported):
     conv_weights = [n for n in proto.graph.node if n.op_type == "Conv"]
     producers = {o: n.op_type for n in proto.graph.node for o in n.output}
     assert all(producers.get(n.input[1]) == "DequantizeLinear" for n in conv_weights)  # weights quantized
+    # the heatmaps come out of the last convolution in float, not through another Q/DQ pair
+    assert producers[proto.graph.output[0].name] == "Conv"
+    last = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
+    assert producers[last.input[0]] == "DequantizeLinear"  # its input still INT8
     meta = {p.key: p.value for p in proto.metadata_props}
     assert ModelInfo.from_metadata(meta).precision == "int8"
     files = {f["precision"] for f in manifest["files"]}
