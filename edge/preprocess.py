@@ -134,8 +134,8 @@ class CpuPreprocessor:
     """Letterbox frames into a reusable float32 [1, 3, H, W] buffer (no allocation per frame).
 
     `exact`: the float32 Numba path the GPU kernel matches; otherwise OpenCV's resize where OpenCV
-    is installed (within one grey level of it, faster). Column and row sampling tables depend only
-    on the frame size, so they are cached per size.
+    is installed (within one grey level of it, faster). The exact path's column and row sampling
+    tables depend only on the frame size, so they are cached per size.
     """
 
     def __init__(self, info: Optional[ModelInfo] = None, exact: bool = False) -> None:

@@ -122,13 +122,16 @@ def quiet_root_logger() -> Iterator[None]:
 
 def unquantize_outputs(graph: Any) -> int:
     """Drop the Q->DQ pair in front of each graph output, so the producing node writes the output
-    in float; returns how many were dropped."""
+    in float; returns how many were dropped. A pair whose float input also feeds other nodes is
+    left alone (renaming that tensor would cut them off)."""
     producer = {name: node for node in graph.node for name in node.output}
     dropped = 0
     for output in graph.output:
         dq = producer.get(output.name)
         q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
         if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in producer:
+            continue
+        if sum(q.input[0] in node.input for node in graph.node) != 1:
             continue
         source = producer[q.input[0]]
         source.output[list(source.output).index(q.input[0])] = output.name

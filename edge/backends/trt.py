@@ -114,7 +114,6 @@ class TensorRTBackend(Backend):
             if not 1 <= batch <= rows:
                 raise ModelError(f"{self.path}: batch {batch} is outside the engine's profile 1..{rows}")
         self._batch = 0
-        self.input_name, self.output_name = in_name, out_name
         in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(in_name)))
         out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(out_name)))
         axis0: Any = "batch" if self._dynamic else rows
@@ -137,7 +136,7 @@ class TensorRTBackend(Backend):
         if batch == self._batch or (not self._dynamic and self._batch):
             return
         shape = (batch, *self.input.shape[1:])
-        if self._dynamic and not self.context.set_input_shape(self.input_name, shape):
+        if self._dynamic and not self.context.set_input_shape(self.input.name, shape):
             raise ModelError(
                 f"{self.path}: batch {batch} is outside the engine's profile 1..{self.max_batch}"
             )
