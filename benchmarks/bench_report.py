@@ -20,6 +20,10 @@ def print_run(run: Dict[str, Any]) -> None:
           f"{run['mode']}, {run['frames']} frames of {run['source']}")  # fmt: skip
     if not backend.get("trained", True):
         print("model         UNTRAINED (random weights): speed numbers only, its poses are not people")
+    own = run.get("decoder", {}).get("from_model")
+    if own:
+        mine = ", ".join(f"{k} {v}" for k, v in sorted(own.items()))
+        print(f"decoder       {mine} (measured for this model; python -m benchmarks.decoder_sweep)")
     print(f"{'stage':<13} {'min':>8} {'median':>8} {'p90':>8} {'p99':>8} {'max':>8}   (ms)")
     for name in STAGES:
         st = run["stages_ms"].get(name)

@@ -4,6 +4,7 @@ runs through `PoseEstimator`, per-stage statistics (`edge.stages` names), crowd 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import time
@@ -201,6 +202,7 @@ def bench_model(
             raw = run_sequential(estimator, frames, budget, args.warmup)
         gpu_memory = estimator.backend.memory()
         backend = estimator.backend.describe()
+        decoder = {"params": dataclasses.asdict(estimator.decoder.params), "from_model": estimator.info.decoder}
     finally:
         estimator.close()
     stage_stats = summarise(raw["samples"])
@@ -223,6 +225,7 @@ def bench_model(
         },  # fmt: skip
         "decode_by_crowd": crowd_table(raw["people"], raw["decode_ms"]),
         "memory": {**memory(), "gpu": gpu_memory},
+        "decoder": decoder,
     }
     if "streams" in raw:
         run["streams"] = raw["streams"]

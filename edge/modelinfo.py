@@ -30,6 +30,8 @@ class ModelInfo:
 
     `normalization` is `(scale, mean, std)` per channel in input channel order:
     `x = (pixel * scale - mean) / std`. BK-Pose uses pixel/255 with no mean or std.
+    `decoder`: decoder constants measured for this model's own maps (`edge.decode.DecoderParams`
+    names), which replace the reference's defaults; a caller's own values win over both.
     """
 
     input_width: int = 512
@@ -45,6 +47,7 @@ class ModelInfo:
     precision: str = "fp32"
     trained: bool = False
     checkpoint_sha256: str = ""
+    decoder: Dict[str, float] = field(default_factory=dict)
     extra: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,11 @@ class ModelInfo:
             )
         if not 0.0 <= self.pad_value <= 255.0:
             raise ModelError(f"pad value is a pixel value in [0, 255], found {self.pad_value}")
+        bad = {
+            k: v for k, v in self.decoder.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+        }
+        if bad:
+            raise ModelError(f"decoder constants must be numbers, found {bad}")
 
     def letterbox(self, width: int, height: int) -> Letterbox:
         """Placement of a width x height frame in this model's input (size and alignment)."""
@@ -85,6 +93,8 @@ class ModelInfo:
             PREFIX + "trained": "true" if self.trained else "false",
             PREFIX + "checkpoint_sha256": self.checkpoint_sha256,
         }
+        if self.decoder:
+            meta[PREFIX + "decoder"] = json.dumps(self.decoder, sort_keys=True)
         for key, value in self.extra.items():
             meta[PREFIX + key] = str(value)
         return meta
@@ -118,6 +128,7 @@ class ModelInfo:
                 precision=get("precision"),
                 trained=get("trained") == "true",
                 checkpoint_sha256=meta.get(PREFIX + "checkpoint_sha256", ""),
+                decoder=dict(json.loads(meta.get(PREFIX + "decoder", "{}"))),  # older files have none
                 extra={
                     k[len(PREFIX) :]: v
                     for k, v in meta.items()
@@ -139,7 +150,7 @@ class ModelInfo:
 _KNOWN = frozenset(
     (
         "layout", "input_size", "channel_order", "normalization", "pad_value", "letterbox_align",
-        "model_name", "precision", "trained", "checkpoint_sha256",
+        "model_name", "precision", "trained", "checkpoint_sha256", "decoder",
     )
 )  # fmt: skip
 

@@ -37,6 +37,7 @@ from edge import stages
 from edge.backends import Backend, open_backend
 from edge.decode import Decoder
 from edge.decode.poses import Poses
+from edge.errors import ModelError
 from edge.layout import require_compatible
 from edge.preprocess import validate_frame
 from edge.results import Result, ResultStage, empty_poses
@@ -81,7 +82,8 @@ class PoseEstimator:
     """Model in, people out. `model`: a model file (opened with `device`: "auto" for the GPU backend
     where there is one, "cpu" or "cuda"; `backend` "ort" or "openvino" for an .onnx file, with
     `backend_options` such as OpenVINO's `precision`) or an open `Backend`, which the estimator
-    then owns.
+    then owns. The decoder takes the model's own constants (`ModelInfo.decoder`), then
+    `decoder_params` over them.
 
     It calls the backend's one method, `run(frame)`, and never asks what kind of backend it holds.
     """
@@ -107,8 +109,16 @@ class PoseEstimator:
             if not self.info.trained:
                 log.warning("%s is untrained (random weights): the poses it finds are not people",
                             self.backend.path or model)  # fmt: skip
-            self.decoder = Decoder(self.info.layout, **decoder_params)
-            self.decoder_params = decoder_params
+            self.decoder_params = {**self.info.decoder, **decoder_params}
+            try:
+                self.decoder = Decoder(self.info.layout, **self.decoder_params)
+            except (TypeError, ValueError) as err:
+                if set(decoder_params) >= set(self.info.decoder):
+                    raise  # the caller's own values
+                raise ModelError(
+                    f"{self.backend.path or model}: its decoder constants {self.info.decoder} do not "
+                    f"fit this runtime ({err}); re-export the model"
+                ) from None
         except BaseException:
             self.backend.close()  # nothing else holds it
             raise

@@ -163,14 +163,17 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
 
     from edge.preprocess import CpuPreprocessor
     from edge.sources import synthetic_frame
-    from export.checkpoint import checkpoint_input_size, load_checkpoint, read_checkpoint
+    from export.checkpoint import checkpoint_decoder, checkpoint_input_size, load_checkpoint, read_checkpoint
     from export.model import BKPose, init_random
 
     torch.manual_seed(args.seed)
     model = BKPose()
     size = args.input_size
-    if size is None and args.checkpoint:
-        size = checkpoint_input_size(read_checkpoint(args.checkpoint))  # the trained (or shipped) size
+    decoder: Dict[str, float] = {}
+    if args.checkpoint:
+        stored = read_checkpoint(args.checkpoint)
+        size = size or checkpoint_input_size(stored)  # the trained (or shipped) size
+        decoder = checkpoint_decoder(stored)
     size = size or ModelInfo().input_width
     base = ModelInfo(
         input_width=size,
@@ -181,7 +184,7 @@ def build_model(args: argparse.Namespace) -> Tuple[Any, ModelInfo]:
     )
     if args.checkpoint:
         sha, _ = load_checkpoint(model, args.checkpoint)
-        info = dataclasses.replace(base, trained=True, checkpoint_sha256=sha)
+        info = dataclasses.replace(base, trained=True, checkpoint_sha256=sha, decoder=decoder)
     else:
         rng = np.random.default_rng(args.seed + CALIBRATION_SEED_OFFSET)
         pre = CpuPreprocessor(base)

@@ -60,3 +60,24 @@ def test_crowd_benchmark_runs_on_the_bundled_people(tmp_path):
 def test_missing_annotation_file_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="annotation file not found"):
         decode_accuracy.main(["--annotations", str(tmp_path / "none.json")])
+
+
+def test_decoder_sweep_rows_and_recommendation(random_model, shared_data, tmp_path):
+    """One model run per photo, every threshold decoded from the same maps (the reference's always
+    among them); the recommendation is the highest threshold keeping the asked share of its AP."""
+    from benchmarks import decoder_sweep
+
+    report = decoder_sweep.main(
+        ["--model", random_model, "--limit", "3", "--thresholds", "0.3", "--json", str(tmp_path / "s.json")]
+    )
+    assert [r["peak_threshold"] for r in report["rows"]] == [0.1, 0.3]
+    assert report["photos"] == 3 and (tmp_path / "s.json").stat().st_size > 0
+    for row in report["rows"]:
+        assert row["decode_ms"]["max"] >= row["decode_ms"]["min"] >= 0 and row["people"] >= 0
+
+    rows = [
+        {"peak_threshold": t, "AP": ap} for t, ap in ((0.1, 0.050), (0.2, 0.049), (0.25, 0.0485), (0.3, 0.04))
+    ]
+    assert decoder_sweep.recommend(rows, 0.98) == 0.2
+    assert decoder_sweep.recommend(rows, 0.95) == 0.25
+    assert decoder_sweep.recommend(rows[1:], 0.98) is None  # no reference row to compare with

@@ -15,12 +15,12 @@ from export.model import BKPose  # noqa: E402
 from train.ship import shipped  # noqa: E402
 
 
-def write_weights(path, seed, input_size=None):
+def write_weights(path, seed, input_size=None, decoder=None):
     """What `python -m train.ship` writes for a (here untrained) run at input 128."""
     torch.manual_seed(seed)
     state = {"model": BKPose().state_dict(), "args": {"input_size": 128}, "epoch": 3, "step": 30}
     state["best_ap"] = 0.25
-    torch.save(shipped(state, input_size), path)
+    torch.save(shipped(state, input_size, decoder), path)
 
 
 def manifest_info(onnx):
@@ -38,17 +38,30 @@ def test_shipped_weights_are_fp16_and_keep_the_trained_size(tmp_path):
     assert floats and all(t.dtype == torch.float16 for t in floats)
 
 
-def test_weights_shipped_for_another_size_export_at_it(tmp_path, monkeypatch):
-    """The network is fully convolutional: weights trained at 128 can ship to run at 192."""
+def test_weights_shipped_for_another_size_and_threshold_export_with_them(tmp_path, monkeypatch):
+    """The network is fully convolutional: weights trained at 128 can ship to run at 192; the
+    decoder's peak threshold measured for them travels into the model's metadata and the runtime."""
+    from edge.pipeline import PoseEstimator
+
     weights = tmp_path / "bkpose-test-128.pth"
-    write_weights(weights, seed=1, input_size=192)
+    write_weights(weights, seed=1, input_size=192, decoder={"peak_threshold": 0.2})
     loaded = read_checkpoint(str(weights))
     assert checkpoint_input_size(loaded) == 192 and loaded["trained_input_size"] == 128
     monkeypatch.setenv("BKPOSE_CHECKPOINT", str(weights))
     monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path / "engines"))
-    assert manifest_info(default_onnx()).input_width == 192
+    onnx = default_onnx()
+    info = manifest_info(onnx)
+    assert info.input_width == 192 and info.decoder == {"peak_threshold": 0.2}
+    with PoseEstimator(onnx, device="cpu", threads=1) as estimator:
+        assert estimator.info.decoder == {"peak_threshold": 0.2}  # read back from the ONNX file
+        assert estimator.decoder.params.peak_threshold == 0.2
+    state = {"model": {}, "args": {"input_size": 128}, "epoch": 1, "step": 1}
     with pytest.raises(ValueError, match="multiple of 64"):
-        shipped({"model": {}, "args": {"input_size": 128}, "epoch": 1, "step": 1}, 200)
+        shipped(state, 200)
+    with pytest.raises(ValueError, match="not a decoder constant"):
+        shipped(state, 128, {"peak_treshold": 0.2})
+    with pytest.raises(ValueError, match="peak_threshold must be > 0"):
+        shipped(state, 128, {"peak_threshold": 0.0})
 
 
 def test_trained_default_is_exported_once_and_again_when_the_weights_change(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ def test_round_trip_keeps_every_field():
     info = ModelInfo(
         channel_order="RGB", pad_value=114.0, letterbox_align="center", precision="int8", trained=True,
         checkpoint_sha256="ab" * 32, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7), extra={"note": "x"},
+        decoder={"peak_threshold": 0.2, "max_peaks": 64},
     )  # fmt: skip
     meta = info.to_metadata()
     assert all(isinstance(v, str) for v in meta.values())
@@ -27,6 +28,8 @@ def test_round_trip_keeps_every_field():
         ({"bkpose.normalization": "{}"}, "malformed"),
         ({METADATA_KEY: "{not json"}, "not valid JSON"),
         ({"bkpose.pad_value": "300"}, "pad value"),
+        ({"bkpose.decoder": "[0.2]"}, "malformed"),
+        ({"bkpose.decoder": '{"peak_threshold": "high"}'}, "decoder constants must be numbers"),
     ],
 )
 def test_malformed_metadata_is_refused_with_the_source_named(change, expected):
@@ -36,6 +39,13 @@ def test_malformed_metadata_is_refused_with_the_source_named(change, expected):
     assert expected in str(err.value)
     if expected in ("malformed", "not valid JSON"):
         assert "model.onnx" in str(err.value)
+
+
+def test_files_from_before_decoder_constants_read_with_none():
+    meta = ModelInfo(decoder={"peak_threshold": 0.2}).to_metadata()
+    del meta["bkpose.decoder"]
+    assert ModelInfo.from_metadata(meta).decoder == {}
+    assert "bkpose.decoder" not in ModelInfo().to_metadata()
 
 
 def test_missing_metadata_says_how_to_fix_it():

@@ -332,6 +332,35 @@ def test_estimator_refuses_an_incompatible_layout_and_releases_the_backend(model
     assert closed == [True]
 
 
+def test_the_models_decoder_constants_apply_and_the_callers_win(model):
+    """A model's measured constants replace the reference defaults; the caller's replace both; a
+    constant this runtime does not know is a one-line model error, and the backend is released."""
+    import dataclasses
+
+    from edge.backends import open_backend
+    from edge.decode import DecoderParams
+    from edge.errors import ModelError
+
+    def backend_with(decoder):
+        backend = open_backend(model, device="cpu", threads=1)
+        backend.info = dataclasses.replace(backend.info, decoder=decoder)
+        return backend
+
+    with PoseEstimator(backend_with({"peak_threshold": 0.3})) as est:
+        assert est.decoder.params.peak_threshold == 0.3
+        assert est.decoder.params.limb_threshold == DecoderParams().limb_threshold
+    with PoseEstimator(backend_with({"peak_threshold": 0.3}), peak_threshold=0.15) as est:
+        assert est.decoder.params.peak_threshold == 0.15
+    backend = backend_with({"peak_treshold": 0.3})
+    closed = []
+    backend.close = lambda: closed.append(True)
+    with pytest.raises(ModelError, match="decoder constants .*peak_treshold.* re-export"):
+        PoseEstimator(backend)
+    assert closed == [True]
+    with pytest.raises(TypeError):
+        PoseEstimator(backend_with({}), peak_treshold=0.3)  # the caller's own typo stays theirs
+
+
 def test_decoder_warms_up_at_the_model_heatmap_size():
     from edge.decode import Decoder
 

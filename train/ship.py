@@ -2,11 +2,14 @@
 `bkpose-export --checkpoint` loads, with the input size to run at, the size it was trained at and
 where it came from.
 
-    python -m train.ship models/run-coco2k-256/best.pth models/bkpose-coco2k-256.pth [--input-size 384]
+    python -m train.ship models/run-coco2k-256/best.pth models/bkpose-coco2k-256.pth \
+        [--input-size 384] [--peak-threshold 0.2]
 
 The network is fully convolutional, so weights trained at one size run at another: `--input-size`
 ships them for a larger input where dev538 AP measured higher there (small people get more
-pixels), at the cost of time per frame.
+pixels), at the cost of time per frame. `--peak-threshold` records the decoder's peak threshold
+measured for these weights (`python -m benchmarks.decoder_sweep`); the export writes it into the
+model's metadata and the runtime's decoder uses it.
 
 fp16 keeps every trained weight to about 3 significant digits, far below what the network's own
 FP16 export already rounds away; BatchNorm counters stay integers.
@@ -20,17 +23,24 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from edge.decode import DecoderParams
 from edge.files import atomic_write
 from train.state import expand, weights_fp16
 
 SHIPPED_FORMAT = "bkpose-weights/1"
 
 
-def shipped(state: Dict[str, Any], input_size: Optional[int] = None) -> Dict[str, Any]:
+def shipped(
+    state: Dict[str, Any], input_size: Optional[int] = None, decoder: Optional[Dict[str, float]] = None
+) -> Dict[str, Any]:
     """The shipped form of a trainer state (full or compact), to run at `input_size` (default:
-    the trained size)."""
+    the trained size) with the decoder constants `decoder` (default: the reference's)."""
     if input_size is not None and (input_size < 64 or input_size % 64):
         raise ValueError(f"input size must be a positive multiple of 64, found {input_size}")
+    try:
+        DecoderParams(**(decoder or {}))  # a name or value the runtime would refuse fails here
+    except TypeError as err:
+        raise ValueError(f"not a decoder constant: {err}") from None
     state = expand(state)
     args = state.get("args") or {}
     return {
@@ -41,6 +51,7 @@ def shipped(state: Dict[str, Any], input_size: Optional[int] = None) -> Dict[str
         "epoch": int(state["epoch"]),
         "step": int(state["step"]),
         "best_dev538_ap": float(state.get("best_ap", 0.0)),
+        "decoder": dict(decoder or {}),
     }
 
 
@@ -49,14 +60,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("checkpoint", help="a bkpose-train checkpoint (best.pth, last.pth or compact.pth)")
     p.add_argument("out", help="the .pth to write")
     p.add_argument("--input-size", type=int, help="run at this size (default: the trained size)")
+    p.add_argument("--peak-threshold", type=float, help="the decoder's peak threshold for these weights")
     args = p.parse_args(argv)
+    decoder = {} if args.peak_threshold is None else {"peak_threshold": args.peak_threshold}
     try:
-        weights = shipped(torch.load(args.checkpoint, map_location="cpu", weights_only=True), args.input_size)
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        weights = shipped(state, args.input_size, decoder)
     except ValueError as err:
         p.error(str(err))
     atomic_write(args.out, lambda tmp: torch.save(weights, tmp))
     print(f"wrote {args.out}: epoch {weights['epoch']}, step {weights['step']}, "
-          f"input {weights['input_size']} (trained at {weights['trained_input_size']})",
+          f"input {weights['input_size']} (trained at {weights['trained_input_size']}), "
+          f"decoder {weights['decoder'] or 'defaults'}",
           file=sys.stderr)  # fmt: skip
     return 0
 
