@@ -202,7 +202,10 @@ def bench_model(
             raw = run_sequential(estimator, frames, budget, args.warmup)
         gpu_memory = estimator.backend.memory()
         backend = estimator.backend.describe()
-        decoder = {"params": dataclasses.asdict(estimator.decoder.params), "from_model": estimator.info.decoder}
+        decoder = {
+            "params": dataclasses.asdict(estimator.decoder.params),
+            "from_model": estimator.info.decoder,
+        }
     finally:
         estimator.close()
     stage_stats = summarise(raw["samples"])

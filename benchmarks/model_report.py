@@ -44,6 +44,13 @@ def markdown(accuracy: Dict[str, Any]) -> str:
         oks = "n/a" if agree["mean_oks"] is None else f"{agree['mean_oks']:.3f}"
         scores = " | ".join(f"{entry['coco'][c]:.3f}" for c in COLUMNS)
         lines.append(f"| {precision} | {scores} | {oks} | {agree['candidate_people']} |")
+    for row in accuracy.get("noise_floor", []):
+        agree = row["agreement"]
+        oks = "n/a" if agree["mean_oks"] is None else f"{agree['mean_oks']:.3f}"
+        blanks = " | ".join("" for _ in COLUMNS)
+        lines.append(
+            f"| fp32 maps + N(0, {row['sigma']:g}) noise | {blanks} | {oks} | {agree['candidate_people']} |"
+        )
     return "\n".join(lines)
 
 

@@ -198,6 +198,9 @@ def test_accuracy_mode_scores_each_precision_and_gates(two_precisions, shared_da
     assert set(acc["by_precision"]) == {"fp32", "fp16"} | bf16
     assert acc["by_precision"]["fp32"]["ap_drop"] == 0.0
     assert acc["by_precision"]["fp16"]["agreement_with_fp32"]["reference_people"] >= 0
+    fp32_people = acc["by_precision"]["fp32"]["agreement_with_fp32"]["reference_people"]
+    assert [r["sigma"] for r in acc["noise_floor"]] == [1e-4, 1e-3]  # the scale to read agreement on
+    assert all(r["agreement"]["reference_people"] == fp32_people for r in acc["noise_floor"])
     assert bench.main([*args, "--max-ap-drop", "-1", "--json", str(tmp_path / "gate.json")]) == 1
 
 
