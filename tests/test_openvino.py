@@ -31,6 +31,24 @@ def test_f32_matches_onnx_runtime_with_the_same_metadata(onnx_model, tmp_path):
     assert any(tmp_path.iterdir())  # the compiled model is cached for the next start
 
 
+def test_the_models_decoder_constants_read_back_as_onnx_runtime_reads_them(onnx_model, tmp_path):
+    """OpenVINO hands metadata over as its own runtime-info types: the JSON field must survive."""
+    import dataclasses
+
+    import onnx
+
+    from export.onnx_export import save, set_metadata
+
+    proto = onnx.load(onnx_model)
+    with OrtBackend(onnx_model, threads=1) as ort:
+        set_metadata(proto, dataclasses.replace(ort.info, decoder={"peak_threshold": 0.2}))
+    path = str(tmp_path / "m.fp32.onnx")
+    save(proto, path)
+    with OrtBackend(path, threads=1) as ort, OpenVinoBackend(path, threads=1, cache_dir=str(tmp_path)) as ovb:
+        assert ovb.info.decoder == ort.info.decoder == {"peak_threshold": 0.2}
+        assert ovb.info == ort.info
+
+
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16")
 def test_bf16_runs_in_bf16_also_when_auto_picks_openvino(onnx_model, tmp_path):
     with open_backend(
