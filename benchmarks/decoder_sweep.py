@@ -29,20 +29,20 @@ Maps = List[Tuple[np.ndarray, Letterbox]]
 
 
 def model_maps(backend: Any, frames: Sequence[np.ndarray]) -> Maps:
-    """Heatmaps (float16, to hold hundreds of photos) and letterbox of each frame."""
+    """Heatmaps and letterbox of each frame. The maps stay float32 (about 100 MB for dev538 at
+    384): stored as float16, they cost a young model 0.003 AP (measured on 120 dev538 photos)."""
     out = []
     for frame in frames:
         heatmaps, lb, _ = backend.run(frame)
-        out.append((heatmaps.astype(np.float16), lb))
+        out.append((np.array(heatmaps, np.float32), lb))  # a copy: the backend may reuse its buffer
     return out
 
 
 def decode_all(decoder: Decoder, maps: Maps) -> Tuple[list, List[float]]:
     poses, times = [], []
     for heatmaps, lb in maps:
-        x = heatmaps.astype(np.float32)
         start = time.perf_counter()
-        poses.append(decoder.decode(x, lb))
+        poses.append(decoder.decode(heatmaps, lb))
         times.append(time.perf_counter() - start)
     return poses, times
 
