@@ -43,7 +43,8 @@ def accuracy(models: List[ModelRun], args: argparse.Namespace) -> Dict[str, Any]
             estimator.warmup()
             results, poses = [], []
             name = os.path.basename(path)
-            floor = not noisy and estimator.info.precision == "fp32"
+            precision = entry.label or estimator.info.precision
+            floor = precision == "fp32"  # not bf16 compute of the same FP32 file
             rng = np.random.default_rng(0)
             for image in tqdm(images, desc=name, unit="image", file=sys.stderr, dynamic_ncols=True):
                 frame = cv2.imread(os.path.join(args.images, image["file_name"]))
@@ -54,7 +55,6 @@ def accuracy(models: List[ModelRun], args: argparse.Namespace) -> Dict[str, Any]
                     noisy.setdefault(sigma, []).append(estimator.decoder.decode(heatmaps + noise, lb))
                 poses.append(found)
                 results.extend(found.to_coco_results(image["id"]))
-            precision = entry.label or estimator.info.precision
         per_model[precision] = {
             "model": os.path.abspath(path),
             "coco": coco_keypoint_scores(coco, results, [i["id"] for i in images]),
@@ -73,11 +73,7 @@ def accuracy(models: List[ModelRun], args: argparse.Namespace) -> Dict[str, Any]
         oks = "n/a" if agree["mean_oks"] is None else f"{agree['mean_oks']:.3f}"
         scores = f"{c['AP']:>7.3f} {c['AP50']:>7.3f} {c['AR']:>7.3f}"
         print(f"{precision:<10} {scores} {entry['ap_drop']:>8.3f} {oks:>18}")
-    floor_rows = []
-    if reference == "fp32":
-        floor_rows = [
-            {"sigma": s, "agreement": agreement(zip(poses_of["fp32"], p))} for s, p in noisy.items()
-        ]
+    floor_rows = [{"sigma": s, "agreement": agreement(zip(poses_of["fp32"], p))} for s, p in noisy.items()]
     if floor_rows:
         said = ", ".join(f"sigma {r['sigma']:g}: {r['agreement']['mean_oks'] or 0:.3f}" for r in floor_rows)
         print(f"for scale: FP32 against its own maps plus Gaussian noise, mean OKS {said}")

@@ -133,14 +133,10 @@ def checkpoint_input_size(obj: Any) -> Optional[int]:
 
 def checkpoint_decoder(obj: Any) -> Dict[str, float]:
     """Decoder constants that shipping measured for these weights (`decoder` at the top of shipped
-    weights), for the exported model's metadata; empty when it says none."""
+    weights), for the exported model's metadata (`ModelInfo` refuses values that are not numbers);
+    empty when it says none."""
     decoder = obj.get("decoder") if isinstance(obj, Mapping) else None
-    if not isinstance(decoder, Mapping):
-        return {}
-    bad = {k: v for k, v in decoder.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
-    if bad:
-        raise CheckpointError(f"the checkpoint's decoder constants must be numbers, found {bad}")
-    return {str(k): v for k, v in decoder.items()}
+    return {str(k): v for k, v in decoder.items()} if isinstance(decoder, Mapping) else {}
 
 
 def load_checkpoint(model: nn.Module, path: str) -> Tuple[str, int]:
