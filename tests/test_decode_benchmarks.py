@@ -64,16 +64,23 @@ def test_missing_annotation_file_is_a_clear_error(tmp_path):
 
 def test_decoder_sweep_rows_and_recommendation(random_model, shared_data, tmp_path):
     """One model run per photo, every threshold decoded from the same maps (the reference's always
-    among them); the recommendation is the highest threshold keeping the asked share of its AP."""
+    among them), then each minimum keypoint count at the recommended threshold; a recommendation
+    is the highest value keeping the asked share of the reference constants' AP."""
     from benchmarks import decoder_sweep
 
     report = decoder_sweep.main(
-        ["--model", random_model, "--limit", "3", "--thresholds", "0.3", "--json", str(tmp_path / "s.json")]
-    )
+        ["--model", random_model, "--limit", "3", "--thresholds", "0.3", "--min-parts", "5",
+         "--json", str(tmp_path / "s.json")]
+    )  # fmt: skip
     assert [r["peak_threshold"] for r in report["rows"]] == [0.1, 0.3]
+    assert [r["min_parts"] for r in report["rows"]] == [2, 2]
+    assert [r["min_parts"] for r in report["min_parts_rows"]] == [2, 5]
+    assert report["reference_AP"] == report["rows"][0]["AP"]
     assert report["photos"] == 3 and (tmp_path / "s.json").stat().st_size > 0
-    for row in report["rows"]:
+    for row in report["rows"] + report["min_parts_rows"]:
         assert row["decode_ms"]["max"] >= row["decode_ms"]["min"] >= 0 and row["people"] >= 0
+    # the same maps with more keypoints asked of each person: never more people
+    assert report["min_parts_rows"][1]["people"] <= report["min_parts_rows"][0]["people"]
 
     rows = [
         {"peak_threshold": t, "AP": ap} for t, ap in ((0.1, 0.050), (0.2, 0.049), (0.25, 0.0485), (0.3, 0.04))
@@ -81,3 +88,6 @@ def test_decoder_sweep_rows_and_recommendation(random_model, shared_data, tmp_pa
     assert decoder_sweep.recommend(rows, 0.98) == 0.2
     assert decoder_sweep.recommend(rows, 0.95) == 0.25
     assert decoder_sweep.recommend(rows[1:], 0.98) is None  # no reference row to compare with
+    parts = [{"min_parts": n, "AP": ap} for n, ap in ((2, 0.0495), (4, 0.0493), (6, 0.0491), (8, 0.045))]
+    assert decoder_sweep.recommend(parts, 0.98, key="min_parts", base=0.050) == 6
+    assert decoder_sweep.recommend(parts, 0.98, key="min_parts", base=0.060) is None

@@ -40,21 +40,22 @@ def test_shipped_weights_are_fp16_and_keep_the_trained_size(tmp_path):
 
 def test_weights_shipped_for_another_size_and_threshold_export_with_them(tmp_path, monkeypatch):
     """The network is fully convolutional: weights trained at 128 can ship to run at 192; the
-    decoder's peak threshold measured for them travels into the model's metadata and the runtime."""
+    decoder constants measured for them travel into the model's metadata and the runtime."""
     from edge.pipeline import PoseEstimator
 
     weights = tmp_path / "bkpose-test-128.pth"
-    write_weights(weights, seed=1, input_size=192, decoder={"peak_threshold": 0.2})
+    measured = {"peak_threshold": 0.2, "min_parts": 6}
+    write_weights(weights, seed=1, input_size=192, decoder=measured)
     loaded = read_checkpoint(str(weights))
     assert checkpoint_input_size(loaded) == 192 and loaded["trained_input_size"] == 128
     monkeypatch.setenv("BKPOSE_CHECKPOINT", str(weights))
     monkeypatch.setenv("BKPOSE_ENGINES", str(tmp_path / "engines"))
     onnx = default_onnx()
     info = manifest_info(onnx)
-    assert info.input_width == 192 and info.decoder == {"peak_threshold": 0.2}
+    assert info.input_width == 192 and info.decoder == measured
     with PoseEstimator(onnx, device="cpu", threads=1) as estimator:
-        assert estimator.info.decoder == {"peak_threshold": 0.2}  # read back from the ONNX file
-        assert estimator.decoder.params.peak_threshold == 0.2
+        assert estimator.info.decoder == measured  # read back from the ONNX file
+        assert estimator.decoder.params.peak_threshold == 0.2 and estimator.decoder.params.min_parts == 6
     state = {"model": {}, "args": {"input_size": 128}, "epoch": 1, "step": 1}
     with pytest.raises(ValueError, match="multiple of 64"):
         shipped(state, 200)

@@ -279,6 +279,27 @@ def test_compact_state_is_small_and_resumes_close(shared_data, tmp_path):
     assert resumed.epoch == 2
 
 
+def test_resume_at_another_size_restarts_the_best_score_and_the_ledger_says_so(shared_data, tmp_path):
+    """Fine-tuning at the deployed size: the best score of the old size is not comparable, so
+    best.pth starts again; every stretch's start (size, schedule, where from) is in the ledger."""
+    first = cli.Trainer(_args(shared_data, tmp_path / "a", "--epochs", "1"))
+    first.best_ap = 0.5  # as if an evaluation at 128 had scored it
+    first.run()
+    larger = _args(shared_data, tmp_path / "b", "--epochs", "2", "--resume", str(tmp_path / "a" / "last.pth"))
+    larger.input_size = 192
+    resumed = cli.Trainer(larger)
+    assert resumed.best_ap == -1.0 and resumed.step == first.step
+    resumed.run()
+    same = cli.Trainer(
+        _args(shared_data, tmp_path / "c", "--epochs", "2", "--resume", str(tmp_path / "a" / "last.pth"))
+    )
+    assert same.best_ap == 0.5
+    starts = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    starts = [r for r in starts if r["kind"] == "start"]
+    assert len(starts) == 1 and starts[0]["args"]["input_size"] == 192
+    assert starts[0]["resumed_from"]["input_size"] == 128 and starts[0]["resumed_from"]["epoch"] == 1
+
+
 def test_fast_cpu_path_keeps_the_loss_within_float_tolerance(shared_data):
     """channels_last changes nothing beyond fp32 rounding; bf16 autocast (network only, loss in
     fp32) stays within bf16's 3 significant digits on the summed loss."""

@@ -191,6 +191,7 @@ class Trainer:
         self.started = time.monotonic()
         self.last_save = self.started
         self.stopping = False
+        self.resumed_from: Optional[Dict[str, Any]] = None
         if args.resume:
             self.load(args.resume)
         self._loader: Optional[DataLoader] = None
@@ -229,6 +230,16 @@ class Trainer:
         self.epoch, self.step, self.best_ap = state["epoch"], state["step"], state["best_ap"]
         self.batch_in_epoch = state.get("batch_in_epoch", 0)
         set_rng_state(state["rng"])
+        previous_size = state.get("args", {}).get("input_size")
+        if previous_size is not None and previous_size != self.args.input_size:
+            # the best score was measured at the other size: best.pth restarts at the new one
+            self.best_ap = -1.0
+        self.resumed_from = {
+            "path": path,
+            "epoch": self.epoch,
+            "step": self.step,
+            "input_size": previous_size,
+        }
 
     def log(self, record: Dict[str, Any]) -> None:
         with open(self.log_path, "a") as f:
@@ -361,6 +372,16 @@ class Trainer:
     def run(self) -> Dict[str, Any]:
         args = self.args
         summary: Dict[str, Any] = {}
+        self.log(
+            {  # the ledger says what each stretch ran: schedule, size, and where it resumed
+                "kind": "start",
+                "epoch": self.epoch,
+                "step": self.step,
+                "args": {k: v for k, v in vars(args).items() if k != "resume"},
+                "resumed_from": self.resumed_from,
+                "wall_time": time.time(),
+            }
+        )
         while self.epoch < args.epochs and not self.stopping:
             record = self.train_epoch()
             evaluate_now = record["kind"] == "epoch" and args.eval_every and self.epoch % args.eval_every == 0

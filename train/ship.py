@@ -3,13 +3,13 @@
 where it came from.
 
     python -m train.ship models/run-coco2k-256/best.pth models/bkpose-coco2k-256.pth \
-        [--input-size 384] [--peak-threshold 0.2]
+        [--input-size 384] [--peak-threshold 0.2] [--min-parts 6]
 
 The network is fully convolutional, so weights trained at one size run at another: `--input-size`
 ships them for a larger input where dev538 AP measured higher there (small people get more
-pixels), at the cost of time per frame. `--peak-threshold` records the decoder's peak threshold
-measured for these weights (`python -m benchmarks.decoder_sweep`); the export writes it into the
-model's metadata and the runtime's decoder uses it.
+pixels), at the cost of time per frame. `--peak-threshold` and `--min-parts` record the decoder
+constants measured for these weights (`python -m benchmarks.decoder_sweep`); the export writes them
+into the model's metadata and the runtime's decoder uses them.
 
 fp16 keeps every trained weight to about 3 significant digits, far below what the network's own
 FP16 export already rounds away; BatchNorm counters stay integers.
@@ -61,8 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("out", help="the .pth to write")
     p.add_argument("--input-size", type=int, help="run at this size (default: the trained size)")
     p.add_argument("--peak-threshold", type=float, help="the decoder's peak threshold for these weights")
+    p.add_argument("--min-parts", type=int, help="the fewest keypoints a person needs, for these weights")
     args = p.parse_args(argv)
-    decoder = {} if args.peak_threshold is None else {"peak_threshold": args.peak_threshold}
+    measured = {"peak_threshold": args.peak_threshold, "min_parts": args.min_parts}
+    decoder = {k: v for k, v in measured.items() if v is not None}
     try:
         state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
         weights = shipped(state, args.input_size, decoder)
