@@ -436,3 +436,36 @@ def test_sigterm_stops_training_with_the_checkpoint_written(shared_data, tmp_pat
     state = torch.load(out / "last.pth", weights_only=True)
     assert state["step"] >= 2
     assert torch.load(out / "compact.pth", weights_only=True)["step"] == state["step"]
+
+
+def test_ledger_table_reads_one_run_across_folders_and_sizes(tmp_path, capsys):
+    """One row per evaluated epoch; the size comes from the stretch's start record, and a second
+    log (a fine-tune resumed in another folder) continues the first."""
+    from train import ledger
+
+    scores = {"AP": 0.05, "AP50": 0.2, "AP75": 0.01, "APM": 0.02, "APL": 0.09, "AR": 0.1, "people_found": 7}
+    epoch = {"kind": "epoch", "loss_mean": 25.0, "lr": 1e-4, "images_per_s": 10.0}
+    first = tmp_path / "a.jsonl"
+    first.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in (
+                {**epoch, "epoch": 1, "step": 10},  # not evaluated: no row
+                {**epoch, "epoch": 2, "step": 20, "eval": scores},
+                {"kind": "step", "epoch": 3, "step": 21, "loss": 1.0},
+            )
+        )
+    )
+    second = tmp_path / "b.jsonl"
+    second.write_text(
+        json.dumps({"kind": "start", "epoch": 2, "step": 20, "args": {"input_size": 384}})
+        + "\n"
+        + json.dumps({**epoch, "epoch": 4, "step": 40, "eval": {**scores, "AP": 0.09}})
+    )
+    assert ledger.main([str(first), str(second), "--input-size", "256"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4
+    assert table[2].startswith("| 2 | 20 | 256 | 25.00 | 1e-04 | 10.0 | 0.0500 |")
+    assert table[3].startswith("| 4 | 40 | 384 |") and "| 0.0900 |" in table[3]
+    with pytest.raises(SystemExit):
+        ledger.main([str(tmp_path / "missing.jsonl")])
