@@ -55,7 +55,14 @@ def scale_annotation(ann: Dict[str, Any], sx: float, sy: float, width: int, heig
     return out
 
 
-def pack(images: str, annotations: str, size: int, out: str, limit: Optional[int] = None) -> Dict[str, Any]:
+def pack(
+    images: str,
+    annotations: str,
+    size: int,
+    out: str,
+    limit: Optional[int] = None,
+    quality: int = JPEG_QUALITY,
+) -> Dict[str, Any]:
     """Write `out/images/*.jpg` and `out/annotations.json`; returns a summary."""
     with open(annotations) as f:
         data = json.load(f)
@@ -72,7 +79,7 @@ def pack(images: str, annotations: str, size: int, out: str, limit: Optional[int
         new_w, new_h = max(1, round(width * s)), max(1, round(height * s))
         small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA) if s < 1 else image
         name = os.path.splitext(info["file_name"])[0] + ".jpg"
-        cv2.imwrite(os.path.join(out, "images", name), small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        cv2.imwrite(os.path.join(out, "images", name), small, [cv2.IMWRITE_JPEG_QUALITY, quality])
         kept.append({**info, "file_name": name, "width": new_w, "height": new_h})
         scales[int(info["id"])] = (new_w / width, new_h / height, new_w, new_h)
     anns = [
@@ -95,8 +102,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--size", type=int, default=256, help="longer side in pixels (the training input size)")
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument(
+        "--quality", type=int, default=JPEG_QUALITY, help=f"JPEG quality (default {JPEG_QUALITY}; "
+        "75, the quality of the shared training photos, keeps a 512 pack within one call's 64 MiB)",
+    )  # fmt: skip
     args = p.parse_args(argv)
-    print(json.dumps(pack(args.images, args.annotations, args.size, args.out, args.limit)))
+    if not 1 <= args.quality <= 100:
+        p.error(f"--quality must be 1 to 100, found {args.quality}")
+    print(json.dumps(pack(args.images, args.annotations, args.size, args.out, args.limit, args.quality)))
     return 0
 
 
