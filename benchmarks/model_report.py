@@ -6,7 +6,7 @@ FP16 and INT8 with FP32. If INT8 misses the bar (at most 1 AP point lost, mean O
 0.95), the layers whose quantization hurts most (`export.int8_sensitivity`) are kept in float,
 more in turn, and every graph tried is reported.
 
-    python -m benchmarks.model_report --checkpoint models/bkpose-coco2k-256.pth [--calib-limit 300]
+    python -m benchmarks.model_report --checkpoint models/bkpose-coco2k-512.pth [--calib-limit 300]
         [--calib-method minmax|entropy|percentile]
 
 Writes the exported files to `--out`, the JSON to `results/model_report.json`, and prints the

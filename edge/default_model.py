@@ -1,6 +1,6 @@
 """The model `bkpose-run` and `bkpose-bench` use when none is named.
 
-The trained weights ship as a PyTorch checkpoint (`models/bkpose-coco2k-256.pth` in a source
+The trained weights ship as a PyTorch checkpoint (`models/bkpose-coco2k-512.pth` in a source
 checkout, about 5 MB). The runtime does not import torch, so the ONNX file is made once, on first
 use, by running the `bkpose-export` tool in a subprocess (as a user would), into the engines folder
 (`engines/` in the working directory, or `$BKPOSE_ENGINES`). The export's manifest records the
@@ -22,7 +22,7 @@ from edge.errors import ModelError
 from edge.files import sha256_of
 from edge.modelinfo import ModelInfo
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "bkpose-coco2k-256.pth"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "bkpose-coco2k-512.pth"
 UNTRAINED_STEM = "bkpose-random-s0"
 
 

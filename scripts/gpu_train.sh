@@ -6,7 +6,7 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:/tmp/site"
 minutes="${MINUTES:-8}"
-run="${RUN:-models/run-coco2k-256}"
+run="${RUN:-models/run-coco2k-512}"
 size="$(python3 -c "import torch; print(torch.load('$run/compact.pth', weights_only=True)['args']['input_size'])")"
 epochs="$(python3 -c "import torch; print(torch.load('$run/compact.pth', weights_only=True)['args']['epochs'])")"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1

@@ -2,7 +2,7 @@
 `bkpose-export --checkpoint` loads, with the input size to run at, the size it was trained at and
 where it came from.
 
-    python -m train.ship models/run-coco2k-256/best.pth models/bkpose-coco2k-256.pth \
+    python -m train.ship models/run-coco2k-512/best.pth models/bkpose-coco2k-512.pth \
         [--input-size 384] [--peak-threshold 0.2] [--min-parts 6]
 
 The network is fully convolutional, so weights trained at one size run at another: `--input-size`
