@@ -152,6 +152,40 @@ def test_sensitivity_finds_layers_that_keep_float_leaves_unquantized(exported, s
         quantize_qdq(fp32, mixed, info, files, keep_float=["nope"])
 
 
+def test_sensitivity_streamed_per_photo_equals_onnxruntimes_ratio_over_all_photos(exported, shared_data, tmp_path):
+    """The rows are summed one photo at a time (memory bound at 512); the numbers must be the ones
+    ONNX Runtime computes with every photo's activations held together."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        compute_signal_to_quantization_noice_ratio,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    from export.quantize import calibration_reader
+
+    def in_float64(x, y):  # ONNX Runtime's ratio, its norms taken in float64 as the streamed sums are
+        return compute_signal_to_quantization_noice_ratio([a.astype(np.float64) for a in x],
+                                                          [b.astype(np.float64) for b in y])  # fmt: skip
+
+    out, _ = exported
+    fp32, int8 = str(out / f"{STEM}.fp32.onnx"), str(out / f"{STEM}.int8.onnx")
+    photos = image_files(str(shared_data / "images" / "coco_train2017_mini"), 3)
+    with OrtBackend(fp32, device="cpu") as backend:
+        info = backend.info
+    rows = {row["tensor"]: row for row in sensitivity(fp32, int8, photos, info)}
+    held = {}
+    for label, path in (("float", fp32), ("qdq", int8)):
+        modify_model_output_intermediate_tensors(path, str(tmp_path / f"{label}.onnx"))
+        held[label] = collect_activations(str(tmp_path / f"{label}.onnx"), calibration_reader(photos, info))
+    errors = compute_activation_error(create_activation_matching(held["qdq"], held["float"]), in_float64)
+    assert len(rows) > 10
+    for tensor, row in rows.items():
+        assert row["qdq_sqnr_db"] == pytest.approx(errors[tensor]["qdq_err"], abs=1e-3)
+        assert row["model_sqnr_db"] == pytest.approx(errors[tensor]["xmodel_err"], abs=1e-3)
+
+
 def test_calibration_needs_enough_images(tmp_path, shared_data):
     few = shared_data / "images" / "mmpose_tests"
     with pytest.raises(CalibrationError, match="at least 32"):
