@@ -152,7 +152,7 @@ def test_sensitivity_finds_layers_that_keep_float_leaves_unquantized(exported, s
         quantize_qdq(fp32, mixed, info, files, keep_float=["nope"])
 
 
-def test_sensitivity_streamed_per_photo_equals_onnxruntimes_ratio_over_all_photos(exported, shared_data, tmp_path):
+def test_sensitivity_per_photo_equals_onnxruntimes_ratio_over_all_photos(exported, shared_data, tmp_path):
     """The rows are summed one photo at a time (memory bound at 512); the numbers must be the ones
     ONNX Runtime computes with every photo's activations held together."""
     from onnxruntime.quantization.qdq_loss_debug import (
