@@ -16,6 +16,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+
 from edge.modelinfo import ModelInfo
 from export.parity import image_files
 from export.quantize import OP_TYPES, calibration_reader, quiet_root_logger
@@ -45,7 +47,8 @@ def sensitivity(
         if node.op_type in OP_TYPES:
             for name in node.input:
                 consumers.setdefault(name, []).append(node.name)
-    sums: Dict[str, Dict[str, float]] = {}  # tensor -> signal, own noise, [float signal, drift]
+    # tensor -> squared norms: pre-Q/DQ, its Q/DQ noise, FP32 twin, the INT8 graph's drift from it
+    sums: Dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         augmented = {}
         for label, path in (("float", fp32_path), ("qdq", int8_path)):
@@ -58,33 +61,29 @@ def sensitivity(
             }
             matched = create_activation_matching(activations["qdq"], activations["float"])
             for tensor, match in matched.items():
-                total = sums.setdefault(tensor, {})
-                _add_noise(total, "own", match["pre_qdq"], match["post_qdq"])
+                total = sums.setdefault(tensor, np.zeros(4))
+                total[:2] += _squared_norms(match["pre_qdq"], match["post_qdq"])
                 if match.get("float"):
-                    _add_noise(total, "model", match["float"], match["post_qdq"])
+                    total[2:] += _squared_norms(match["float"], match["post_qdq"])
             del activations, matched
     rows = []
     for tensor, total in sums.items():
-        if not total.get("model_signal"):
+        if not total[2]:
             continue  # no FP32 twin, or all zeros in FP32 too (nothing to lose)
         rows.append({
             "tensor": tensor,
             "consumers": consumers.get(tensor, []),
-            "qdq_sqnr_db": _sqnr_db(total["own_signal"], total["own_noise"]),
-            "model_sqnr_db": _sqnr_db(total["model_signal"], total["model_noise"]),
+            "qdq_sqnr_db": _sqnr_db(total[0], total[1]),
+            "model_sqnr_db": _sqnr_db(total[2], total[3]),
         })  # fmt: skip
     return sorted(rows, key=lambda row: row["qdq_sqnr_db"])
 
 
-def _add_noise(total: Dict[str, float], key: str, reference: Sequence[Any], other: Sequence[Any]) -> None:
-    """Add one photo's squared norms of `reference` and of `reference - other` to the sums."""
-    import numpy as np
-
-    for x, y in zip(reference, other):
-        x64 = np.asarray(x, dtype=np.float64).ravel()
-        diff = x64 - np.asarray(y, dtype=np.float64).ravel()
-        total[f"{key}_signal"] = total.get(f"{key}_signal", 0.0) + float(x64 @ x64)
-        total[f"{key}_noise"] = total.get(f"{key}_noise", 0.0) + float(diff @ diff)
+def _squared_norms(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> np.ndarray:
+    """One photo's squared norms of `reference` and of `reference - other`, in float64."""
+    x = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in reference])
+    diff = x - np.concatenate([np.asarray(b, dtype=np.float64).ravel() for b in other])
+    return np.array([x @ x, diff @ diff])
 
 
 def _sqnr_db(signal: float, noise: float) -> float:
