@@ -66,6 +66,53 @@ def test_the_pipeline_runs_on_it(onnx_model, tmp_path):
         assert timings["infer"] > 0 and poses.keypoints.shape[1:] == (17, 3)
 
 
+def _with_preprocessing(path, tmp_path, **changes):
+    """A copy of the model whose metadata asks for other preprocessing (channel order, mean, pad)."""
+    import dataclasses
+
+    import onnx
+
+    from export.onnx_export import save, set_metadata
+
+    proto = onnx.load(path)
+    with OrtBackend(path, threads=1) as ort:
+        set_metadata(proto, dataclasses.replace(ort.info, **changes))
+    out = str(tmp_path / "changed.fp32.onnx")
+    save(proto, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "changes, frames_in",
+    [
+        ({}, "uint8"),
+        ({"channel_order": "RGB", "mean": (0.4, 0.5, 0.6), "std": (0.2, 0.3, 0.4), "pad_value": 0}, "uint8"),
+        ({"pad_value": 127.5}, "float32"),  # not a uint8 value: the CPU letterbox's float tensor instead
+    ],
+)
+def test_frames_preprocessed_in_the_graph_give_onnx_runtimes_heatmaps(
+    onnx_model, tmp_path, changes, frames_in
+):
+    """run(frame) letterboxes into uint8 and lets OpenVINO convert, reorder and normalise: the
+    heatmaps must be ONNX Runtime's, whose input is the CPU letterbox's float tensor, for every
+    frame size in turn (a smaller frame after a larger one must not see the old pixels)."""
+    path = _with_preprocessing(onnx_model, tmp_path, **changes) if changes else onnx_model
+    rng = np.random.default_rng(3)
+    with OrtBackend(path, threads=1) as ort, OpenVinoBackend(path, threads=1, cache_dir=str(tmp_path)) as ovb:
+        assert ovb.describe()["frames_in"].startswith(frames_in)
+        for shape in [(720, 1280, 3), (512, 512, 3), (300, 200, 3), (720, 1280, 3)]:
+            frame = rng.integers(0, 256, shape, dtype=np.uint8)
+            expected, lb, _ = ort.run(frame)
+            found, lb_ov, times = ovb.run(frame)
+            assert lb_ov == lb and found.shape == expected.shape == (50, 128, 128)
+            assert found.flags.c_contiguous and times["preprocess"] > 0
+            # (x - mean / scale) / (std / scale) in the graph against x * mul + add: float rounding,
+            # grown by the random weights on inputs of a few units (std 0.2)
+            np.testing.assert_allclose(found, expected, rtol=0, atol=1e-3)
+        batch, boxes, _ = ovb.run_batch([frame])  # the batch path is the same graph
+        assert boxes == [lb] and np.allclose(batch[0], found, atol=1e-6)
+
+
 def test_errors_are_one_line(onnx_model, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")

@@ -6,7 +6,7 @@ import pytest
 
 from edge.errors import FrameError
 from edge.modelinfo import ModelInfo
-from edge.preprocess import CpuPreprocessor, preprocess, validate_frame
+from edge.preprocess import CpuPreprocessor, Uint8Letterbox, preprocess, resized_area, validate_frame
 
 GREY_LEVEL = 1.0 / 255.0
 
@@ -107,3 +107,23 @@ def test_preprocess_benchmark_runs_and_writes_json(tmp_path):
     assert (tmp_path / "p.json").exists()
     if payload["gpu"] is None:
         assert payload["gpu_unavailable_reason"]
+
+
+def test_uint8_letterbox_holds_the_resized_pixels_and_repads_when_the_frame_size_changes():
+    """The uint8 buffer a runtime normalises in its graph: OpenCV's resized pixels, in BGR, with
+    the pad value everywhere else, also after a frame of another size used the same slot."""
+    info = ModelInfo(pad_value=7.0)
+    letterbox = Uint8Letterbox(info)
+    rng = np.random.default_rng(5)
+    wide = rng.integers(0, 256, (200, 600, 3), dtype=np.uint8)
+    tall = rng.integers(0, 256, (600, 100, 3), dtype=np.uint8)
+    for frames in ([wide], [tall], [wide, tall]):
+        pixels, boxes = letterbox(frames)
+        assert pixels.shape == (len(frames), 512, 512, 3) and pixels.dtype == np.uint8
+        for slot, (frame, lb) in enumerate(zip(frames, boxes)):
+            rows, cols = resized_area(lb)
+            expected = np.full((512, 512, 3), 7, np.uint8)
+            size = (lb.resized_w, lb.resized_h)
+            expected[rows, cols] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            np.testing.assert_array_equal(pixels[slot], expected)
+    assert Uint8Letterbox.usable(info) and not Uint8Letterbox.usable(ModelInfo(pad_value=127.5))
