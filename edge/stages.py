@@ -22,8 +22,9 @@ TOTAL = "total"  # the bench's per-frame total: read to poses (sequential) or LA
 
 MEANING = {
     READ: "next frame from the source (video and image decoding included; ~0 for generated frames)",
-    PREPROCESS: "letterbox + normalise (CPU reference; on TensorRT the CUDA kernel incl. frame upload)",
-    INFER: "host wall time of the model call (ONNX Runtime run / TensorRT enqueue + copy back)",
+    PREPROCESS: "letterbox + normalise (CPU; OpenVINO: the uint8 letterbox only, it normalises in its "
+    "graph; on TensorRT the CUDA kernel incl. frame upload)",
+    INFER: "host wall time of the model call (ONNX Runtime / OpenVINO run / TensorRT enqueue + copy back)",
     PREPROCESS_GPU: "CUDA events: frame upload + letterbox kernel (TensorRT)",
     INFER_GPU: "CUDA events: engine execution (TensorRT)",
     DOWNLOAD_GPU: "CUDA events: device-to-host heatmap copy (TensorRT)",

@@ -122,3 +122,27 @@ def test_errors_are_one_line(onnx_model, tmp_path):
         OpenVinoBackend(onnx_model, device="cuda", cache_dir=str(tmp_path))
     with pytest.raises(ModelError, match="backend must be one of"):
         open_backend(onnx_model, backend="tflite")
+
+
+def test_bf16_rounding_matches_torchs_bfloat16():
+    torch = pytest.importorskip("torch")
+    from benchmarks.bf16_fidelity import round_to_bf16
+
+    x = np.random.default_rng(2).normal(0, 3, 10000).astype(np.float32)
+    x[:4] = [0.0, 1.0, -2.5, 1.00390625]  # the last is a tie: rounds to even (1.0)
+    expected = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
+    np.testing.assert_array_equal(round_to_bf16(x), expected)
+    assert round_to_bf16(x)[3] == 1.0
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16")
+def test_bf16_fidelity_benchmark_scores_every_variant(onnx_model, shared_data, tmp_path):
+    import json
+
+    from benchmarks.bf16_fidelity import SPLITS, main
+
+    out = tmp_path / "fidelity.json"
+    assert main(["--model", onnx_model, "--photos", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2 + len(SPLITS)
+    assert all(r["mean_oks"] is None or 0.0 <= r["mean_oks"] <= 1.0 for r in rows)
