@@ -84,8 +84,17 @@ class Backend:
         return heatmaps[0], lb, times
 
     def _run_frames(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
-        """One model call on these frames: the CPU letterbox of each into its slot of a host
-        buffer, then `infer` (GPU backends override this with their device path)."""
+        """One model call on these frames: `_letterbox` them into the host input, then
+        `_infer_letterboxed` (GPU backends override this whole method with their device path)."""
+        t0 = time.perf_counter()
+        host_input, boxes = self._letterbox(frames)
+        t1 = time.perf_counter()
+        heatmaps = self._infer_letterboxed(host_input)
+        t2 = time.perf_counter()
+        return heatmaps, boxes, {stages.PREPROCESS: (t1 - t0) * 1e3, stages.INFER: (t2 - t1) * 1e3}
+
+    def _letterbox(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox]]:
+        """The CPU letterbox of each frame into its slot of a reused float host buffer."""
         from edge.preprocess import CpuPreprocessor
 
         if self._host_pre is None:
@@ -93,12 +102,12 @@ class Backend:
         shape = (len(frames), *(d if isinstance(d, int) else 1 for d in self.input.shape[1:]))
         if self._host_input is None or self._host_input.shape != shape:
             self._host_input = np.zeros(shape, np.float32)
-        t0 = time.perf_counter()
         boxes = [self._host_pre(frame, self._host_input[i : i + 1])[1] for i, frame in enumerate(frames)]
-        t1 = time.perf_counter()
-        heatmaps = self.infer(self._host_input)
-        t2 = time.perf_counter()
-        return heatmaps, boxes, {stages.PREPROCESS: (t1 - t0) * 1e3, stages.INFER: (t2 - t1) * 1e3}
+        return self._host_input, boxes
+
+    def _infer_letterboxed(self, host_input: np.ndarray) -> np.ndarray:
+        """`_letterbox`'s buffer through the model: `infer`, unless the backend takes another input."""
+        return self.infer(host_input)
 
     def memory(self) -> Optional[Dict[str, float]]:
         """Device memory in use and in total (MiB) for a GPU backend; None on the CPU."""

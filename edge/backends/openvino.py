@@ -26,8 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge import stages
-from edge.backends.base import Backend, StageTimes, TensorSpec
+from edge.backends.base import Backend, TensorSpec
 from edge.errors import ModelError
 from edge.geometry import Letterbox
 from edge.modelinfo import ModelInfo
@@ -169,15 +168,15 @@ class OpenVinoBackend(Backend):
         np.copyto(heatmaps, nhwc.transpose(0, 3, 1, 2))
         return heatmaps
 
-    def _run_frames(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox], StageTimes]:
+    def _letterbox(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox]]:
         if self._frames is None:
-            return super()._run_frames(frames)
-        t0 = time.perf_counter()
-        pixels, boxes = self._frames(frames)
-        t1 = time.perf_counter()
-        heatmaps = self._call(self.request, pixels)
-        t2 = time.perf_counter()
-        return heatmaps, boxes, {stages.PREPROCESS: (t1 - t0) * 1e3, stages.INFER: (t2 - t1) * 1e3}
+            return super()._letterbox(frames)
+        return self._frames(frames)
+
+    def _infer_letterboxed(self, host_input: np.ndarray) -> np.ndarray:
+        if self._frames is None:
+            return super()._infer_letterboxed(host_input)
+        return self._call(self.request, host_input)
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         """Host input [N, 3, H, W] to host heatmaps [N, 50, H/4, W/4] (a copy: the caller's)."""
