@@ -20,11 +20,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import DEV538_ANNOTATIONS, RESULTS_DIR, write_json
+from benchmarks.common import DEV538_ANNOTATIONS, DEV538_IMAGES, RESULTS_DIR, write_json
 
-SPLITS = {
-    "the last head": "/hourglasses.1/Add_1",
-    "the prediction conv": "/heads.1.0/spatial_attention/Mul",
+SPLITS = {  # variant: the node whose output the f32 tail takes
+    "bf16 up to the last head, f32 after": "/hourglasses.1/Add_1",
+    "bf16 up to the prediction conv, f32 after": "/heads.1.0/spatial_attention/Mul",
 }
 
 
@@ -65,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bf16_fidelity", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="engines/bkpose-coco2k-512.fp32.onnx")
     p.add_argument("--annotations", default=str(DEV538_ANNOTATIONS))
-    p.add_argument("--images", default=str(DEV538_ANNOTATIONS.parent / "images" / "coco_val2017_dev538"))
+    p.add_argument("--images", default=str(DEV538_IMAGES))
     p.add_argument("--photos", type=int, default=150, help="the first N annotated photos")
     p.add_argument("--json", default=str(RESULTS_DIR / "bf16_fidelity.json"))
     args = p.parse_args(argv)
@@ -93,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pre = CpuPreprocessor(f32.info)
     x = pre.new_input()
     found: Dict[str, List[Any]] = {"reference": [], "openvino bf16": [], "f32 heatmaps rounded to bf16": []}
-    found.update({f"bf16 up to {label}, f32 after": [] for label in splits})
+    found.update({label: [] for label in splits})
     for name in names:
         frame = cv2.imread(os.path.join(args.images, name))
         heatmaps, lb, _ = f32.run(frame)
@@ -102,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         found["openvino bf16"].append(decoder.decode(*bf16.run(frame)[:2]))
         pre(frame, x)
         for label, model in splits.items():
-            found[f"bf16 up to {label}, f32 after"].append(decoder.decode(model(x), lb))
+            found[label].append(decoder.decode(model(x), lb))
     rows = []
     for label, poses in found.items():
         if label == "reference":

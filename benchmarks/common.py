@@ -14,6 +14,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEV538_ANNOTATIONS = SHARED_DATA / "coco_val2017_person_keypoints_dev538.json"
+DEV538_IMAGES = SHARED_DATA / "images" / "coco_val2017_dev538"
 RESULTS_DIR = Path("results")  # relative to where a benchmark is run (the repository root)
 # 80 real people (official COCO val2017 keypoints, CC BY 4.0), shipped so benchmarks that need
 # poses, not pictures, also run where ../shared/data is absent.

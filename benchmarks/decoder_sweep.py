@@ -26,7 +26,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, SHARED_DATA, environment, time_stats, write_json
+from benchmarks.common import (
+    DEV538_ANNOTATIONS,
+    DEV538_IMAGES,
+    RESULTS_DIR,
+    environment,
+    time_stats,
+    write_json,
+)
 from edge.decode import Decoder, DecoderParams
 from edge.geometry import Letterbox
 
@@ -142,8 +149,8 @@ def sweep(
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.decoder_sweep", description=__doc__.split("\n")[0])
     p.add_argument("--model", help="an ONNX model (default: the default model, exported if needed)")
-    p.add_argument("--annotations", default=str(SHARED_DATA / "coco_val2017_person_keypoints_dev538.json"))
-    p.add_argument("--images", default=str(SHARED_DATA / "images" / "coco_val2017_dev538"))
+    p.add_argument("--annotations", default=str(DEV538_ANNOTATIONS))
+    p.add_argument("--images", default=str(DEV538_IMAGES))
     p.add_argument("--thresholds", default="0.1,0.15,0.2,0.25,0.3", help="comma-separated peak thresholds")
     p.add_argument(
         "--min-parts", default="2,3,4,6,8", help="comma-separated minimum keypoints per person ('' to skip)"

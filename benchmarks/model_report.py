@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks import bench
-from benchmarks.common import DEV538_ANNOTATIONS, RESULTS_DIR, SHARED_DATA, write_json
+from benchmarks.common import DEV538_ANNOTATIONS, DEV538_IMAGES, RESULTS_DIR, write_json
 from benchmarks.train_overfit import TRAIN_IMAGES
 from edge.backends.ort import OrtBackend
 
-DEV538_IMAGES = SHARED_DATA / "images" / "coco_val2017_dev538"
 COLUMNS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
 MAX_AP_LOSS_POINTS = 1.0
 MIN_MEAN_OKS = 0.95

@@ -19,6 +19,22 @@ def onnx_model(model_files):
     return model_files("random-s1")
 
 
+def _with_metadata(path, tmp_path, **changes):
+    """A copy of the model with these ModelInfo fields changed in its metadata."""
+    import dataclasses
+
+    import onnx
+
+    from export.onnx_export import save, set_metadata
+
+    proto = onnx.load(path)
+    with OrtBackend(path, threads=1) as ort:
+        set_metadata(proto, dataclasses.replace(ort.info, **changes))
+    out = str(tmp_path / "changed.fp32.onnx")
+    save(proto, out)
+    return out
+
+
 def test_f32_matches_onnx_runtime_with_the_same_metadata(onnx_model, tmp_path):
     x = np.random.default_rng(0).random((1, 3, 512, 512), dtype=np.float32)
     with OrtBackend(onnx_model, threads=1) as ort, OpenVinoBackend(
@@ -33,17 +49,7 @@ def test_f32_matches_onnx_runtime_with_the_same_metadata(onnx_model, tmp_path):
 
 def test_the_models_decoder_constants_read_back_as_onnx_runtime_reads_them(onnx_model, tmp_path):
     """OpenVINO hands metadata over as its own runtime-info types: the JSON field must survive."""
-    import dataclasses
-
-    import onnx
-
-    from export.onnx_export import save, set_metadata
-
-    proto = onnx.load(onnx_model)
-    with OrtBackend(onnx_model, threads=1) as ort:
-        set_metadata(proto, dataclasses.replace(ort.info, decoder={"peak_threshold": 0.2}))
-    path = str(tmp_path / "m.fp32.onnx")
-    save(proto, path)
+    path = _with_metadata(onnx_model, tmp_path, decoder={"peak_threshold": 0.2})
     with OrtBackend(path, threads=1) as ort, OpenVinoBackend(path, threads=1, cache_dir=str(tmp_path)) as ovb:
         assert ovb.info.decoder == ort.info.decoder == {"peak_threshold": 0.2}
         assert ovb.info == ort.info
@@ -66,22 +72,6 @@ def test_the_pipeline_runs_on_it(onnx_model, tmp_path):
         assert timings["infer"] > 0 and poses.keypoints.shape[1:] == (17, 3)
 
 
-def _with_preprocessing(path, tmp_path, **changes):
-    """A copy of the model whose metadata asks for other preprocessing (channel order, mean, pad)."""
-    import dataclasses
-
-    import onnx
-
-    from export.onnx_export import save, set_metadata
-
-    proto = onnx.load(path)
-    with OrtBackend(path, threads=1) as ort:
-        set_metadata(proto, dataclasses.replace(ort.info, **changes))
-    out = str(tmp_path / "changed.fp32.onnx")
-    save(proto, out)
-    return out
-
-
 @pytest.mark.parametrize(
     "changes, frames_in",
     [
@@ -96,7 +86,7 @@ def test_frames_preprocessed_in_the_graph_give_onnx_runtimes_heatmaps(
     """run(frame) letterboxes into uint8 and lets OpenVINO convert, reorder and normalise: the
     heatmaps must be ONNX Runtime's, whose input is the CPU letterbox's float tensor, for every
     frame size in turn (a smaller frame after a larger one must not see the old pixels)."""
-    path = _with_preprocessing(onnx_model, tmp_path, **changes) if changes else onnx_model
+    path = _with_metadata(onnx_model, tmp_path, **changes) if changes else onnx_model
     rng = np.random.default_rng(3)
     with OrtBackend(path, threads=1) as ort, OpenVinoBackend(path, threads=1, cache_dir=str(tmp_path)) as ovb:
         assert ovb.describe()["frames_in"].startswith(frames_in)
